@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every STORM test suite, in order: unit tests, black-box tests with two
+# independent WebSocket clients (Node ws, Python websockets), the same again
+# under ASan+UBSan, then bounded fuzzing. Prints one closing line
+# "suites: N passed, N failed" and exits non-zero if any suite failed.
+set -u
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+pass=0; fail=0; failed=()
+
+suite() { # name, command...
+  local name=$1; shift
+  echo "=== suite: $name"
+  local t0=$SECONDS
+  if "$@"; then pass=$((pass + 1)); echo "=== suite $name: ok ($((SECONDS - t0)) s)"
+  else fail=$((fail + 1)); failed+=("$name"); echo "=== suite $name: FAILED ($((SECONDS - t0)) s)"; fi
+}
+
+blackbox() { # binary
+  STORM_BIN=$1 node --test test/blackbox/ &&
+  STORM_BIN=$1 /usr/bin/python3 -m unittest discover -s test/blackbox -p 'test_*.py'
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+suite build make -j2 all unit-build
+suite unit make -s unit
+suite blackbox blackbox build/storm
+suite asan-build make -j2 BUILD=asan all unit-build
+suite asan-unit make -s BUILD=asan unit
+suite asan-blackbox blackbox build/asan/storm
+suite fuzz scripts/fuzz.sh "$FUZZ_SECONDS"
+
+[ $fail -eq 0 ] || echo "failed suites: ${failed[*]}"
+echo "suites: $pass passed, $fail failed"
+[ $fail -eq 0 ]

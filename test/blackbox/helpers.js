@@ -1,0 +1,805 @@
+'use strict';
+/*
+ * helpers.js — shared by the black-box tests: start the real `storm` binary,
+ * talk to it over raw TCP (HTTP/1.1 and hand-made WebSocket frames), read
+ * its metrics.
+ *
+ * The binary is build/storm unless STORM_BIN names another one (the ASan
+ * build: STORM_BIN=build/asan/storm node --test test/blackbox/). Every test
+ * file starts its own server on a free port and stops it in an `after`
+ * hook; stopping fails the file when the server died early, did not exit
+ * cleanly after SIGTERM, or printed a sanitizer report. Failure messages
+ * carry the raw bytes seen, because they are what the server's authors need.
+ */
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const STORM_BIN = path.resolve(ROOT, process.env.STORM_BIN || 'build/storm');
+const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'runtime error:', 'ERROR: LeakSanitizer'];
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/* A printable, bounded rendering of raw bytes for assertion messages. */
+function show(buf, max = 600) {
+  const s = Buffer.isBuffer(buf) ? buf.toString('latin1') : String(buf);
+  const j = JSON.stringify(s.length > max ? s.slice(0, max) + '…' : s);
+  return `${j} (${Buffer.isBuffer(buf) ? buf.length : s.length} bytes)`;
+}
+
+function sanitizerReport(stderr) {
+  return SANITIZER_MARKERS.some((m) => stderr.includes(m));
+}
+
+/* Runs `storm <args>` to completion (for usage / flag errors). */
+function runStorm(args, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(STORM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`storm ${args.join(' ')} did not exit within ${timeoutMs} ms`));
+    }, timeoutMs);
+    p.on('error', reject);
+    p.on('exit', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal, stdout: out, stderr: err });
+    });
+  });
+}
+
+class StormServer {
+  constructor(proc, dataDir) {
+    this.proc = proc;
+    this.dataDir = dataDir;
+    this.stderr = '';
+    this.port = 0;
+    this.exit = null; /* {code, signal} once exited */
+    this.stopping = false;
+    this.exited = new Promise((resolve) => {
+      proc.on('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+    proc.stderr.on('data', (d) => (this.stderr += d.toString('utf8')));
+  }
+
+  /* JSON log lines parsed so far (lines that are not JSON are skipped). */
+  logs() {
+    const out = [];
+    for (const line of this.stderr.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line));
+      } catch {
+        /* partial line */
+      }
+    }
+    return out;
+  }
+
+  tail(n = 3000) {
+    return this.stderr.length > n ? '…' + this.stderr.slice(-n) : this.stderr;
+  }
+
+  url(p = '/') {
+    return `http://127.0.0.1:${this.port}${p}`;
+  }
+
+  wsUrl(p = '/ws') {
+    return `ws://127.0.0.1:${this.port}${p}`;
+  }
+
+  async waitListening(timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const l of this.logs()) {
+        const m = /^listening on [^ ]*:(\d+)$/.exec(l.msg || '');
+        if (m) {
+          this.port = Number(m[1]);
+          return this.port;
+        }
+      }
+      if (this.exit) break;
+      await sleep(20);
+    }
+    throw new Error(
+      `storm did not log "listening on" within ${timeoutMs} ms` +
+        (this.exit ? ` (exited ${JSON.stringify(this.exit)})` : '') +
+        `; stderr:\n${this.tail()}`
+    );
+  }
+
+  /* Sends sig, waits up to waitMs, then SIGKILL. Returns {code, signal, killed, ms, stderr}. */
+  async terminate(sig = 'SIGTERM', waitMs = 5000) {
+    this.stopping = true;
+    const t0 = Date.now();
+    if (this.exit) return { ...this.exit, killed: false, ms: 0, early: true, stderr: this.stderr };
+    this.proc.kill(sig);
+    const r = await Promise.race([this.exited, sleep(waitMs).then(() => null)]);
+    if (r) return { ...r, killed: false, ms: Date.now() - t0, stderr: this.stderr };
+    this.proc.kill('SIGKILL');
+    const k = await this.exited;
+    return { ...k, killed: true, ms: Date.now() - t0, stderr: this.stderr };
+  }
+
+  /*
+   * The end-of-file check: the server must still be running, exit 0 within
+   * 5 s of SIGTERM and print no sanitizer report.
+   */
+  async stop() {
+    if (this.stopped) return this.stopped;
+    const diedEarly = this.exit ? { ...this.exit } : null;
+    const r = await this.terminate('SIGTERM', 5000);
+    this.stopped = r;
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+    const problems = [];
+    if (diedEarly) problems.push(`server exited before the end of the tests: ${JSON.stringify(diedEarly)}`);
+    if (sanitizerReport(r.stderr)) problems.push('sanitizer report in stderr');
+    if (r.killed) problems.push('did not exit within 5 s of SIGTERM (SIGKILLed)');
+    else if (!diedEarly && (r.code !== 0 || r.signal)) problems.push(`exit after SIGTERM: code=${r.code} signal=${r.signal}`);
+    if (problems.length) throw new Error(`${problems.join('; ')}\nstderr:\n${this.tail(8000)}`);
+    return r;
+  }
+}
+
+/*
+ * Starts `storm serve --port 0 --data <tmp> ...args` and waits for its port.
+ * --shutdown-timeout 3s is added unless args name one, so stop() stays fast.
+ */
+async function startServer(args = [], { env } = {}) {
+  if (!fs.existsSync(STORM_BIN)) throw new Error(`no binary at ${STORM_BIN} (run make, or set STORM_BIN)`);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-bb-'));
+  const full = ['serve', '--port', '0', '--data', dataDir];
+  if (!args.includes('--shutdown-timeout')) full.push('--shutdown-timeout', '3s');
+  full.push(...args);
+  const proc = spawn(STORM_BIN, full, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1', ...(env || {}) },
+  });
+  const s = new StormServer(proc, dataDir);
+  await s.waitListening(5000);
+  return s;
+}
+
+/* Resolves a port that was free a moment ago (for fixed-port tests). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+/* ---------------------------------------------------------------- raw TCP */
+
+/*
+ * A TCP client that keeps every byte received in `buf` and lets a test wait
+ * for a condition on it. Parsed messages are consumed from the front.
+ */
+class RawSocket {
+  constructor(sock) {
+    this.sock = sock;
+    this.buf = Buffer.alloc(0);
+    this.all = Buffer.alloc(0); /* everything ever received, for messages */
+    this.closed = false;
+    this.closedAt = 0;
+    this.error = null;
+    this.waiters = new Set();
+    sock.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      if (this.all.length < 1 << 20) this.all = Buffer.concat([this.all, d]);
+      this.poke();
+    });
+    sock.on('error', (e) => {
+      this.error = e;
+    });
+    sock.on('close', () => {
+      this.closed = true;
+      this.closedAt = Date.now();
+      this.poke();
+    });
+  }
+
+  static connect(port, { host = '127.0.0.1' } = {}) {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ port, host });
+      sock.setNoDelay(true);
+      const onErr = (e) => reject(e);
+      sock.once('error', onErr);
+      sock.once('connect', () => {
+        sock.off('error', onErr);
+        resolve(new RawSocket(sock));
+      });
+    });
+  }
+
+  poke() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  write(data) {
+    return new Promise((resolve, reject) => {
+      this.sock.write(data, (e) => (e ? reject(e) : resolve()));
+    });
+  }
+
+  /*
+   * Resolves with fn()'s first truthy result, re-evaluated on every event;
+   * rejects after timeoutMs with `what` and the raw bytes received.
+   */
+  until(fn, timeoutMs, what) {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const check = () => {
+        if (done) return;
+        let v;
+        try {
+          v = fn();
+        } catch (e) {
+          finish();
+          reject(e);
+          return;
+        }
+        if (v) {
+          finish();
+          resolve(v);
+        }
+      };
+      const timer = setTimeout(() => {
+        if (done) return;
+        finish();
+        reject(
+          new Error(
+            `timeout after ${timeoutMs} ms waiting for ${what}; closed=${this.closed}; ` +
+              `unconsumed ${show(this.buf)}; all received ${show(this.all)}`
+          )
+        );
+      }, timeoutMs);
+      const finish = () => {
+        done = true;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /* Waits for the peer to close; resolves true, or false after timeoutMs. */
+  async waitClosed(timeoutMs) {
+    try {
+      await this.until(() => this.closed, timeoutMs, 'close');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /* Reads one HTTP response (head:true = response to HEAD, never a body). */
+  async readResponse({ head = false, timeoutMs = 3000 } = {}) {
+    return this.until(
+      () => {
+        const r = parseResponse(this.buf, { head, eofBody: this.closed });
+        if (r === null) {
+          if (this.closed) throw new Error(`connection closed before a full response; got ${show(this.buf)}`);
+          return null;
+        }
+        this.buf = this.buf.subarray(r.size);
+        return r;
+      },
+      timeoutMs,
+      'an HTTP response'
+    );
+  }
+
+  /* Reads one WebSocket frame (as sent by a server: must be unmasked). */
+  async readFrame(timeoutMs = 3000) {
+    return this.until(
+      () => {
+        const f = parseFrame(this.buf);
+        if (f === null) {
+          if (this.closed) throw new Error(`connection closed before a full frame; got ${show(this.buf)}`);
+          return null;
+        }
+        this.buf = this.buf.subarray(f.size);
+        return f;
+      },
+      timeoutMs,
+      'a WebSocket frame'
+    );
+  }
+
+  /* Reads frames until a close frame (skipping pings, pongs and data). */
+  async readUntilClose(timeoutMs = 3000) {
+    const deadline = Date.now() + timeoutMs;
+    const seen = [];
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no close frame within ${timeoutMs} ms; frames: ${JSON.stringify(seen.map(frameSummary))}`);
+      const f = await this.readFrame(left);
+      seen.push(f);
+      if (f.opcode === 0x8) return { close: f, before: seen.slice(0, -1) };
+    }
+  }
+
+  destroy() {
+    this.sock.destroy();
+  }
+}
+
+/* --------------------------------------------------------- HTTP parsing */
+
+/*
+ * Parses one response at the front of buf: {status, reason, version,
+ * headers (lower-case name -> array of values), body, size, rawHead}, or
+ * null when incomplete. 1xx and HEAD responses have no body; a response
+ * without Content-Length or chunked encoding runs to EOF (eofBody).
+ */
+function parseResponse(buf, { head = false, eofBody = false } = {}) {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const rawHead = buf.subarray(0, end).toString('latin1');
+  const lines = rawHead.split('\r\n');
+  const m = /^(HTTP\/\d\.\d) (\d{3})(?: (.*))?$/.exec(lines[0]);
+  if (!m) throw new Error(`malformed status line in ${show(buf)}`);
+  const headers = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    if (i <= 0) throw new Error(`malformed header line ${JSON.stringify(l)} in ${show(buf)}`);
+    const k = l.slice(0, i).trim().toLowerCase();
+    (headers[k] = headers[k] || []).push(l.slice(i + 1).trim());
+  }
+  const status = Number(m[2]);
+  let pos = end + 4;
+  let body = Buffer.alloc(0);
+  const te = (headers['transfer-encoding'] || []).join(',').toLowerCase();
+  if (head || (status >= 100 && status < 200) || status === 204 || status === 304) {
+    /* no body */
+  } else if (te.includes('chunked')) {
+    const parts = [];
+    for (;;) {
+      const le = buf.indexOf('\r\n', pos);
+      if (le < 0) return null;
+      const n = parseInt(buf.subarray(pos, le).toString('latin1'), 16);
+      if (Number.isNaN(n)) throw new Error(`bad chunk size in ${show(buf)}`);
+      if (n === 0) {
+        /* last chunk, optional trailer fields, empty line */
+        if (buf.length < le + 4) return null;
+        if (buf[le + 2] === 0x0d && buf[le + 3] === 0x0a) {
+          pos = le + 4;
+        } else {
+          const tend = buf.indexOf('\r\n\r\n', le + 2);
+          if (tend < 0) return null;
+          pos = tend + 4;
+        }
+        break;
+      }
+      if (buf.length < le + 2 + n + 2) return null;
+      parts.push(buf.subarray(le + 2, le + 2 + n));
+      pos = le + 2 + n + 2;
+    }
+    body = Buffer.concat(parts);
+  } else if (headers['content-length']) {
+    const n = Number(headers['content-length'][0]);
+    if (buf.length < pos + n) return null;
+    body = buf.subarray(pos, pos + n);
+    pos += n;
+  } else {
+    if (!eofBody) return null;
+    body = buf.subarray(pos);
+    pos = buf.length;
+  }
+  return {
+    version: m[1],
+    status,
+    reason: m[3] || '',
+    headers,
+    header: (k) => (headers[k.toLowerCase()] || [])[0],
+    body,
+    text: body.toString('utf8'),
+    size: pos,
+    raw: buf.subarray(0, pos),
+  };
+}
+
+/* Asserts the JSON error body shape; returns the parsed object. */
+function errorBody(res) {
+  let j;
+  try {
+    j = JSON.parse(res.text);
+  } catch (e) {
+    throw new Error(`error body is not JSON: ${show(res.raw)}`);
+  }
+  if (
+    !j ||
+    typeof j !== 'object' ||
+    !j.error ||
+    typeof j.error.code !== 'string' ||
+    typeof j.error.message !== 'string' ||
+    j.error.code === '' ||
+    j.error.message === ''
+  ) {
+    throw new Error(`error body is not {"error":{"code":"...","message":"..."}}: ${show(res.raw)}`);
+  }
+  return j;
+}
+
+/*
+ * One-shot exchange on a fresh socket: write `data`, read one response,
+ * then wait up to closeMs for the server to close. Returns {res, closed, sock}.
+ */
+async function exchange(port, data, { closeMs = 0, head = false, timeoutMs = 3000 } = {}) {
+  const s = await RawSocket.connect(port);
+  try {
+    await s.write(data);
+    const res = await s.readResponse({ head, timeoutMs });
+    const closed = closeMs > 0 ? await s.waitClosed(closeMs) : s.closed;
+    return { res, closed, sock: s };
+  } finally {
+    if (closeMs > 0) s.destroy();
+  }
+}
+
+/*
+ * A well-behaved client right after a bad one: GET /healthz must be 200.
+ * Plain keep-alive request, closed by us (the server-side close paths have
+ * their own tests).
+ */
+async function assertStillServing(port) {
+  const s = await RawSocket.connect(port);
+  try {
+    await s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    const res = await s.readResponse();
+    if (res.status !== 200 || res.text !== '{"status":"ok"}') {
+      throw new Error(`second client not served normally: ${show(res.raw)}`);
+    }
+  } finally {
+    s.destroy();
+  }
+}
+
+/* ---------------------------------------------------------- WebSocket raw */
+
+const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+function wsAccept(key) {
+  return crypto.createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+function handshakeRequest({ key = WS_KEY, version = '13', extra = '', omitKey = false, path: p = '/ws' } = {}) {
+  return (
+    `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    (omitKey ? '' : `Sec-WebSocket-Key: ${key}\r\n`) +
+    `Sec-WebSocket-Version: ${version}\r\n${extra}\r\n`
+  );
+}
+
+/*
+ * Opens a raw WebSocket: checks the 101 and the accept key, reads the hello
+ * frame. Returns {sock, hello}.
+ */
+async function wsConnectRaw(port, { readHello = true } = {}) {
+  const sock = await RawSocket.connect(port);
+  await sock.write(handshakeRequest());
+  const res = await sock.readResponse();
+  if (res.status !== 101) throw new Error(`handshake not answered with 101: ${show(res.raw)}`);
+  if (res.header('sec-websocket-accept') !== wsAccept(WS_KEY)) throw new Error(`bad Sec-WebSocket-Accept in ${show(res.raw)}`);
+  let hello = null;
+  if (readHello) {
+    const f = await sock.readFrame();
+    if (f.opcode !== 0x1) throw new Error(`first frame is not text: ${JSON.stringify(frameSummary(f))}`);
+    hello = JSON.parse(f.payload.toString('utf8'));
+  }
+  return { sock, hello };
+}
+
+/*
+ * Encodes a frame. Client frames are masked unless mask:false. rsv is the
+ * 3 RSV bits (0..7). len overrides the announced length (for lies).
+ */
+function buildFrame({ fin = true, rsv = 0, opcode = 0x1, payload = Buffer.alloc(0), mask = true, maskKey } = {}) {
+  const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
+  const b0 = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f);
+  let hdr;
+  if (p.length < 126) {
+    hdr = Buffer.from([b0, (mask ? 0x80 : 0) | p.length]);
+  } else if (p.length < 65536) {
+    hdr = Buffer.alloc(4);
+    hdr[0] = b0;
+    hdr[1] = (mask ? 0x80 : 0) | 126;
+    hdr.writeUInt16BE(p.length, 2);
+  } else {
+    hdr = Buffer.alloc(10);
+    hdr[0] = b0;
+    hdr[1] = (mask ? 0x80 : 0) | 127;
+    hdr.writeBigUInt64BE(BigInt(p.length), 2);
+  }
+  if (!mask) return Buffer.concat([hdr, p]);
+  const k = maskKey || crypto.randomBytes(4);
+  const body = Buffer.alloc(p.length);
+  for (let i = 0; i < p.length; i++) body[i] = p[i] ^ k[i & 3];
+  return Buffer.concat([hdr, k, body]);
+}
+
+function closePayload(code, reason = '') {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(code, 0);
+  return Buffer.concat([b, Buffer.from(reason, 'utf8')]);
+}
+
+/*
+ * Parses one server frame at the front of buf: {fin, rsv, opcode, masked,
+ * payload, size, code?, reason?} or null when incomplete. A masked server
+ * frame is an error (RFC 6455 5.1).
+ */
+function parseFrame(buf) {
+  if (buf.length < 2) return null;
+  const fin = (buf[0] & 0x80) !== 0;
+  const rsv = (buf[0] >> 4) & 7;
+  const opcode = buf[0] & 0x0f;
+  const masked = (buf[1] & 0x80) !== 0;
+  let len = buf[1] & 0x7f;
+  let pos = 2;
+  if (len === 126) {
+    if (buf.length < 4) return null;
+    len = buf.readUInt16BE(2);
+    pos = 4;
+  } else if (len === 127) {
+    if (buf.length < 10) return null;
+    len = Number(buf.readBigUInt64BE(2));
+    pos = 10;
+  }
+  if (masked) throw new Error(`server sent a masked frame: ${show(buf.subarray(0, 32))}`);
+  if (buf.length < pos + len) return null;
+  const f = { fin, rsv, opcode, masked, payload: buf.subarray(pos, pos + len), size: pos + len, raw: buf.subarray(0, pos + len) };
+  if (opcode === 0x8) {
+    f.code = len >= 2 ? f.payload.readUInt16BE(0) : null;
+    f.reason = len > 2 ? f.payload.subarray(2).toString('utf8') : '';
+  }
+  return f;
+}
+
+function frameSummary(f) {
+  const s = { fin: f.fin, rsv: f.rsv, opcode: f.opcode, len: f.payload.length };
+  if (f.opcode === 0x8) {
+    s.code = f.code;
+    s.reason = f.reason;
+  } else if (f.opcode === 0x1) s.text = f.payload.toString('utf8').slice(0, 200);
+  else s.hex = f.payload.subarray(0, 32).toString('hex');
+  s.raw = f.raw.subarray(0, 64).toString('hex');
+  return s;
+}
+
+/* ------------------------------------------------------- WebSocket (ws) */
+
+/*
+ * Wraps a `ws` client: queues text messages (parsed as JSON when they
+ * parse), records pings, pongs and the close, and lets a test await them.
+ */
+class WsClient {
+  constructor(ws) {
+    this.ws = ws;
+    this.queue = [];
+    this.pings = [];
+    this.pongs = [];
+    this.binary = [];
+    this.waiters = new Set();
+    this.closeInfo = null;
+    this.openedAt = Date.now();
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString('utf8'), at: Date.now() };
+        this.poke();
+        resolve(this.closeInfo);
+      });
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) this.binary.push(data);
+      else {
+        const t = data.toString('utf8');
+        let v;
+        try {
+          v = JSON.parse(t);
+        } catch {
+          v = { __raw: t };
+        }
+        this.queue.push(v);
+      }
+      this.poke();
+    });
+    ws.on('ping', (d) => {
+      this.pings.push({ data: d, at: Date.now() });
+      this.poke();
+    });
+    ws.on('pong', (d) => {
+      this.pongs.push({ data: d, at: Date.now() });
+      this.poke();
+    });
+    ws.on('error', (e) => {
+      this.error = e;
+      this.poke();
+    });
+  }
+
+  static open(url, opts = {}) {
+    return new Promise((resolve, reject) => {
+      const WebSocket = require('ws');
+      const ws = new WebSocket(url, opts);
+      const c = new WsClient(ws);
+      ws.once('open', () => resolve(c));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
+    });
+  }
+
+  poke() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  until(fn, timeoutMs, what) {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const check = () => {
+        if (done) return;
+        const v = fn();
+        if (v) {
+          finish();
+          resolve(v);
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(
+          new Error(
+            `timeout after ${timeoutMs} ms waiting for ${what}; queued=${JSON.stringify(this.queue).slice(0, 500)} ` +
+              `close=${JSON.stringify(this.closeInfo)} error=${this.error && this.error.message}`
+          )
+        );
+      }, timeoutMs);
+      const finish = () => {
+        done = true;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /* Next text message (JSON-parsed). */
+  async next(timeoutMs = 3000) {
+    await this.until(() => this.queue.length > 0 || this.closeInfo, timeoutMs, 'a message');
+    if (this.queue.length === 0) throw new Error(`closed before a message: ${JSON.stringify(this.closeInfo)}`);
+    return this.queue.shift();
+  }
+
+  send(v, opts) {
+    this.ws.send(typeof v === 'string' || Buffer.isBuffer(v) ? v : JSON.stringify(v), opts);
+  }
+
+  /* Sends a request and waits for the reply with the same ref (others stay queued). */
+  async request(obj, timeoutMs = 3000) {
+    this.send(obj);
+    let idx = -1;
+    await this.until(
+      () => {
+        idx = this.queue.findIndex((m) => m && JSON.stringify(m.ref) === JSON.stringify(obj.ref));
+        return idx >= 0 || this.closeInfo;
+      },
+      timeoutMs,
+      `a reply with ref ${JSON.stringify(obj.ref)}`
+    );
+    if (idx < 0) throw new Error(`closed before the reply: ${JSON.stringify(this.closeInfo)}`);
+    return this.queue.splice(idx, 1)[0];
+  }
+
+  async waitClose(timeoutMs) {
+    return Promise.race([
+      this.closed,
+      sleep(timeoutMs).then(() => {
+        throw new Error(`not closed within ${timeoutMs} ms`);
+      }),
+    ]);
+  }
+
+  terminate() {
+    this.ws.terminate();
+  }
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+/*
+ * A simple request with node:http on a fresh keep-alive connection that is
+ * dropped afterwards (its own Agent), so no pooled socket races the
+ * server's idle timeout and no `Connection: close` is sent (that path has
+ * its own raw test). Resolves {status, headers (lower-case), text}.
+ */
+function httpGet(port, p, { method = 'GET', headers = {} } = {}) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, method, headers, agent }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${p}: no response within 5 s`)));
+    req.on('error', reject);
+    req.end();
+  }).finally(() => agent.destroy());
+}
+
+/* Fetches /metrics; returns {text, value(name, labels?)} (value: number or undefined). */
+async function metrics(port) {
+  const r = await httpGet(port, '/metrics');
+  if (r.status !== 200) throw new Error(`/metrics answered ${r.status}: ${r.text}`);
+  const text = r.text;
+  const value = (name, labels = '') => {
+    const want = labels ? `${name}{${labels}}` : name;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('#')) continue;
+      const sp = line.lastIndexOf(' ');
+      if (sp < 0) continue;
+      if (line.slice(0, sp) === want) return Number(line.slice(sp + 1));
+    }
+    return undefined;
+  };
+  return { text, value };
+}
+
+/* Polls until cond(metrics) holds, or fails with the last values. */
+async function waitMetric(port, cond, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  let m;
+  while (Date.now() < deadline) {
+    m = await metrics(port);
+    if (cond(m)) return m;
+    await sleep(100);
+  }
+  throw new Error(`metrics never satisfied "${what}" within ${timeoutMs} ms; last:\n${m && m.text}`);
+}
+
+module.exports = {
+  ROOT,
+  STORM_BIN,
+  sleep,
+  show,
+  sanitizerReport,
+  runStorm,
+  startServer,
+  freePort,
+  RawSocket,
+  parseResponse,
+  errorBody,
+  exchange,
+  assertStillServing,
+  WS_KEY,
+  wsAccept,
+  handshakeRequest,
+  wsConnectRaw,
+  buildFrame,
+  closePayload,
+  parseFrame,
+  frameSummary,
+  WsClient,
+  httpGet,
+  metrics,
+  waitMetric,
+};
