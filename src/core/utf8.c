@@ -111,7 +111,9 @@ static size_t skip_ascii(const uint8_t *s, size_t i, size_t len) {
 static uint8_t run(uint8_t state, const uint8_t *s, size_t len) {
   size_t i = 0;
   while (i < len) {
-    if (state == S_ACCEPT) {
+    /* Between code points, jump over ASCII runs; the byte test first keeps
+     * non-Latin text (mostly multi-byte) from paying for the word scan. */
+    if (state == S_ACCEPT && s[i] < 0x80) {
       i = skip_ascii(s, i, len);
       if (i == len) break;
     }

@@ -12,7 +12,7 @@ enum {
   PH_HEADER,  /* at a frame boundary (scratch may hold a partial header) */
   PH_PAYLOAD, /* inside a frame whose payload did not fit in one feed */
   PH_CLOSED,  /* close frame delivered: ignore everything */
-  PH_DEAD,    /* error or callback stop: must not be fed again */
+  PH_DEAD,    /* protocol error or -ENOMEM: must not be fed again */
 };
 
 #define FIN_BIT 0x80
@@ -38,6 +38,21 @@ static void end_message(ws_reader_t *r) {
   r->msg_len = 0;
   r->msg_op = 0;
   r->scratch_len = 0;
+}
+
+/* Frees the block when it holds nothing (no message, no scratch). Writes
+ * only zeros, so it is also allowed after a callback. */
+static void release_if_empty(ws_reader_t *r) {
+  if (r->msg_len == 0 && r->scratch_len == 0) free_block(r);
+}
+
+/* A protocol violation or -ENOMEM found by the reader itself (never a
+ * callback's value: after a callback the reader may already have been
+ * freed and its memory zeroed by the caller, see the header). */
+static int fail(ws_reader_t *r, int err) {
+  end_message(r);
+  r->phase = PH_DEAD;
+  return err;
 }
 
 void ws_reader_free(ws_reader_t *r) {
@@ -76,23 +91,27 @@ static void rotate_mask(uint8_t m[4], size_t consumed) {
 /* A whole control payload (unmasked). May end the reader (close). */
 static int deliver_control(ws_reader_t *r, uint8_t op, uint8_t *p, size_t n,
                            const ws_reader_events_t *ev, void *arg) {
-  if (op == WS_OP_PING) return ev->on_ping ? ev->on_ping(arg, p, n) : 0;
-  if (op == WS_OP_PONG) return ev->on_pong ? ev->on_pong(arg, p, n) : 0;
+  if (op != WS_OP_CLOSE) {
+    int (*cb)(void *, const uint8_t *, size_t) = op == WS_OP_PING ? ev->on_ping : ev->on_pong;
+    int rc = cb ? cb(arg, p, n) : 0;
+    release_if_empty(r); /* after the callback: p may point into the block */
+    return rc;
+  }
 
   unsigned code = WS_CLOSE_NO_STATUS;
   const char *reason = (const char *)p;
   size_t reason_len = 0;
-  if (n == 1) return WS_ERR_CLOSE_PAYLOAD;
+  if (n == 1) return fail(r, WS_ERR_CLOSE_PAYLOAD);
   if (n >= 2) {
     code = (unsigned)p[0] << 8 | p[1];
-    if (!ws_close_code_valid_on_wire(code)) return WS_ERR_CLOSE_CODE;
+    if (!ws_close_code_valid_on_wire(code)) return fail(r, WS_ERR_CLOSE_CODE);
     reason += 2;
     reason_len = n - 2;
-    if (!utf8_valid((const uint8_t *)reason, reason_len)) return WS_ERR_CLOSE_REASON_UTF8;
+    if (!utf8_valid((const uint8_t *)reason, reason_len)) return fail(r, WS_ERR_CLOSE_REASON_UTF8);
   }
   r->phase = PH_CLOSED;
   int rc = ev->on_close ? ev->on_close(arg, code, reason, reason_len) : 0;
-  end_message(r); /* after the callback: p may point into the block */
+  end_message(r); /* after the callback (p may point into the block); writes only zeros */
   return rc;
 }
 
@@ -109,9 +128,9 @@ static int finish_frame(ws_reader_t *r, const ws_reader_events_t *ev, void *arg)
     return deliver_control(r, op, p, n, ev, arg);
   }
   if (!(r->frame_op & FIN_BIT)) return 0;
-  if (r->msg_op == WS_OP_TEXT && !utf8_stream_complete(&r->utf8)) return WS_ERR_BAD_UTF8;
+  if (r->msg_op == WS_OP_TEXT && !utf8_stream_complete(&r->utf8)) return fail(r, WS_ERR_BAD_UTF8);
   int rc = ev->on_message ? ev->on_message(arg, r->msg_op, r->buf ? r->buf : &empty, r->msg_len) : 0;
-  end_message(r);
+  end_message(r); /* writes only zeros: safe even if the callback freed r */
   return rc;
 }
 
@@ -125,7 +144,7 @@ static int payload_step(ws_reader_t *r, uint8_t **data, size_t *len, const ws_re
     size_t at = r->msg_len + (control ? r->scratch_len : 0);
     uint64_t limit = (uint64_t)at + r->remaining;
     int rc = reserve(r, at + n, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit);
-    if (rc) return rc;
+    if (rc) return fail(r, rc);
     uint8_t *dst = r->buf + at;
     ws_mask_copy(dst, *data, n, r->mask, 0);
     rotate_mask(r->mask, n);
@@ -134,7 +153,7 @@ static int payload_step(ws_reader_t *r, uint8_t **data, size_t *len, const ws_re
     } else {
       /* Validate each piece as it lands: a bad byte closes the connection
        * now rather than after the rest of a large message is buffered. */
-      if (r->msg_op == WS_OP_TEXT && !utf8_stream_feed(&r->utf8, dst, n)) return WS_ERR_BAD_UTF8;
+      if (r->msg_op == WS_OP_TEXT && !utf8_stream_feed(&r->utf8, dst, n)) return fail(r, WS_ERR_BAD_UTF8);
       r->msg_len += n;
     }
     r->remaining -= n;
@@ -160,20 +179,22 @@ static int start_frame(ws_reader_t *r, const ws_frame_header_t *h, uint8_t **dat
     }
   } else {
     if (op == WS_OP_CONT) {
-      if (!r->msg_op) return WS_ERR_UNEXPECTED_CONT;
+      if (!r->msg_op) return fail(r, WS_ERR_UNEXPECTED_CONT);
     } else if (r->msg_op) {
-      return WS_ERR_EXPECTED_CONT;
+      return fail(r, WS_ERR_EXPECTED_CONT);
     }
     if (r->msg_len > max_message || h->payload_len > max_message - r->msg_len)
-      return WS_ERR_MESSAGE_TOO_BIG;
+      return fail(r, WS_ERR_MESSAGE_TOO_BIG);
     if (op != WS_OP_CONT && h->fin && whole) { /* zero-copy */
       size_t n = (size_t)h->payload_len;
       uint8_t *p = *data;
       ws_mask_apply(p, n, h->mask, 0);
-      if (op == WS_OP_TEXT && !utf8_valid(p, n)) return WS_ERR_BAD_UTF8;
+      if (op == WS_OP_TEXT && !utf8_valid(p, n)) return fail(r, WS_ERR_BAD_UTF8);
       *data += n;
       *len -= n;
-      return ev->on_message ? ev->on_message(arg, op, p, n) : 0;
+      int rc = ev->on_message ? ev->on_message(arg, op, p, n) : 0;
+      release_if_empty(r); /* a stashed header's block */
+      return rc;
     }
     if (op != WS_OP_CONT) {
       r->msg_op = op;
@@ -230,10 +251,7 @@ int ws_reader_feed(ws_reader_t *r, uint8_t *data, size_t len, uint64_t max_messa
       ws_frame_header_t h;
       size_t used = 0;
       int got = take_header(r, data, len, &h, &used);
-      if (got < 0) {
-        rc = got;
-        break;
-      }
+      if (got < 0) return fail(r, got);
       data += used;
       len -= used;
       if (got == 0) break;
@@ -241,17 +259,12 @@ int ws_reader_feed(ws_reader_t *r, uint8_t *data, size_t len, uint64_t max_messa
     } else {
       rc = payload_step(r, &data, &len, ev, arg);
     }
-    if (rc) break;
-  }
-  if (rc) {
-    if (r->phase != PH_CLOSED) {
-      end_message(r);
-      r->phase = PH_DEAD;
-    }
-    return rc;
+    /* An error has already finished the reader; a callback's value is
+     * passed through without touching r (the callback may have freed it). */
+    if (rc) return rc;
   }
   /* Nothing incomplete is held (e.g. a stashed header was completed and
    * its frame delivered zero-copy): an idle reader owns no memory. */
-  if (r->buf && r->msg_len == 0 && r->scratch_len == 0) free_block(r);
+  release_if_empty(r);
   return 0;
 }

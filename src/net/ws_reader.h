@@ -21,12 +21,20 @@
  * - Not thread-safe: one reader is used by one loop thread.
  *
  * Errors: ws_reader_feed returns a negative `enum ws_error` on a protocol
- * violation (reply with ws_error_close_code(err)) or -ENOMEM. Either, or a
- * nonzero callback return, ends the reader: the rest of `data` is dropped,
- * any partial message is freed, and later feeds return -EINVAL — the
- * caller cannot know how many bytes were consumed, so going on would
- * desynchronise the stream. The only exception is on_close: once a close
- * frame is delivered, later bytes are ignored and feeds return 0.
+ * violation (reply with ws_error_close_code(err)) or -ENOMEM. That ends the
+ * reader: any partial message is freed at once and later feeds return
+ * -EINVAL. Once a close frame has been delivered, later bytes are ignored
+ * and feeds return 0.
+ *
+ * Callbacks: a nonzero return stops parsing and is returned as is (it may
+ * be negative; it is never confused with a reader error because the reader
+ * does not look at it). The rest of `data` is dropped, so the caller must
+ * not feed again; it closes the connection and calls ws_reader_free (a
+ * fragmented message may still be held until then). A callback MAY free
+ * the reader — ws_reader_free, or zeroing the struct that embeds it, as
+ * closing a connection does — provided it then returns nonzero: after such
+ * a return the reader only ever writes zeros (its initial state) into r.
+ * Freeing the reader from on_message invalidates `data` if it was buffered.
  */
 #ifndef STORM_NET_WS_READER_H
 #define STORM_NET_WS_READER_H
@@ -69,8 +77,8 @@ typedef struct {
 void ws_reader_init(ws_reader_t *r);
 
 /* Parses data[0..len) (len may be 0; data may then be NULL). Returns 0 when
- * all bytes were consumed, a negative error (see above), or the nonzero
- * value a callback returned. max_message bounds a message's total size
+ * all bytes were consumed (or ignored after a close), a negative reader
+ * error (see above), or the nonzero value a callback returned. max_message bounds a message's total size
  * (sum of its fragments); a frame that would exceed it is rejected from its
  * header, before any of its payload is buffered. Pass the same max_message
  * on every call. */

@@ -11,9 +11,12 @@
  *   control payloads <= 125, close codes valid on the wire or 1005, close
  *   reasons valid UTF-8, nothing after a close;
  * - memory: held bytes <= max_message + 125, and none after an error;
- * - split independence: both readers produce the same events and result.
- * Plus the header parser against the encoder, and the streaming UTF-8
- * validator against the whole-buffer one.
+ * - split independence: both readers produce the same events and result;
+ * - a callback that frees and zeroes the reader (as closing a connection
+ *   does) and returns 1 gets rc 1 and a reader left all zeros;
+ * - every error maps to close code 1002, 1007 or 1009.
+ * Plus the header parser against the encoder, the streaming UTF-8
+ * validator against the whole-buffer one, and the accept-key checks.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -38,6 +41,8 @@ typedef struct {
   uint64_t hash; /* FNV-1a over every event */
   size_t events;
   bool closed;
+  size_t kill_at;      /* if nonzero: the event that frees the reader */
+  ws_reader_t *reader;
 } trace_t;
 
 static void mix(trace_t *t, const void *p, size_t n) {
@@ -45,7 +50,8 @@ static void mix(trace_t *t, const void *p, size_t n) {
   for (size_t i = 0; i < n; i++) t->hash = (t->hash ^ b[i]) * 1099511628211u;
 }
 
-static void mix_event(trace_t *t, char kind, unsigned v, const uint8_t *p, size_t n) {
+/* Returns what the callback returns. */
+static int mix_event(trace_t *t, char kind, unsigned v, const uint8_t *p, size_t n) {
   CHECK(!t->closed);
   CHECK(p != NULL);
   t->events++;
@@ -53,6 +59,10 @@ static void mix_event(trace_t *t, char kind, unsigned v, const uint8_t *p, size_
   mix(t, &v, sizeof v);
   mix(t, &n, sizeof n);
   mix(t, p, n);
+  if (t->events != t->kill_at) return 0;
+  ws_reader_free(t->reader);
+  memset(t->reader, 0, sizeof *t->reader);
+  return 1;
 }
 
 static int on_message(void *arg, uint8_t op, uint8_t *p, size_t n) {
@@ -60,20 +70,17 @@ static int on_message(void *arg, uint8_t op, uint8_t *p, size_t n) {
   CHECK(op == WS_OP_TEXT || op == WS_OP_BINARY);
   CHECK(n <= t->max);
   if (op == WS_OP_TEXT) CHECK(utf8_valid(p, n));
-  mix_event(t, 'M', op, p, n);
-  return 0;
+  return mix_event(t, 'M', op, p, n);
 }
 
 static int on_ping(void *arg, const uint8_t *p, size_t n) {
   CHECK(n <= WS_MAX_CONTROL_PAYLOAD);
-  mix_event(arg, 'I', 0, p, n);
-  return 0;
+  return mix_event(arg, 'I', 0, p, n);
 }
 
 static int on_pong(void *arg, const uint8_t *p, size_t n) {
   CHECK(n <= WS_MAX_CONTROL_PAYLOAD);
-  mix_event(arg, 'O', 0, p, n);
-  return 0;
+  return mix_event(arg, 'O', 0, p, n);
 }
 
 static int on_close(void *arg, unsigned code, const char *reason, size_t n) {
@@ -81,9 +88,9 @@ static int on_close(void *arg, unsigned code, const char *reason, size_t n) {
   CHECK(code == WS_CLOSE_NO_STATUS ? n == 0 : ws_close_code_valid_on_wire(code));
   CHECK(n <= WS_MAX_CONTROL_PAYLOAD - 2);
   CHECK(utf8_valid((const uint8_t *)reason, n));
-  mix_event(t, 'C', code, (const uint8_t *)reason, n);
+  int rc = mix_event(t, 'C', code, (const uint8_t *)reason, n);
   t->closed = true;
-  return 0;
+  return rc;
 }
 
 static const ws_reader_events_t events = {on_message, on_ping, on_pong, on_close};
@@ -96,14 +103,20 @@ static int feed_piece(ws_reader_t *r, const uint8_t *p, size_t n, trace_t *t) {
   memset(copy, 0xa5, n);
   free(copy);
   CHECK(ws_reader_buffered(r) <= t->max + WS_MAX_CONTROL_PAYLOAD);
-  if (rc < 0) CHECK(ws_reader_buffered(r) == 0);
-  CHECK(rc <= 0); /* the callbacks never stop */
+  if (rc < 0) {
+    CHECK(ws_reader_buffered(r) == 0);
+    int code = ws_error_close_code(rc);
+    CHECK(code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_BAD_DATA || code == WS_CLOSE_TOO_BIG);
+    CHECK(ws_error_message(rc) != NULL);
+  }
+  CHECK(rc <= 0 || (rc == 1 && t->kill_at == t->events));
   return rc;
 }
 
 static int run(const uint8_t *s, size_t n, const size_t *cuts, size_t ncuts, trace_t *t) {
   ws_reader_t r;
   ws_reader_init(&r);
+  t->reader = &r;
   size_t prev = 0;
   int rc = 0;
   for (size_t i = 0; i <= ncuts && rc == 0; i++) {
@@ -112,6 +125,10 @@ static int run(const uint8_t *s, size_t n, const size_t *cuts, size_t ncuts, tra
     prev = end;
   }
   if (rc < 0) CHECK(ws_reader_feed(&r, NULL, 0, t->max, &events, t) == -EINVAL);
+  if (rc == 1) {
+    static const ws_reader_t zero;
+    CHECK(memcmp(&r, &zero, sizeof r) == 0);
+  }
   ws_reader_free(&r);
   CHECK(ws_reader_buffered(&r) == 0);
   return rc;
@@ -144,6 +161,17 @@ static void check_utf8(const uint8_t *s, size_t n, size_t cut) {
   if (!a) CHECK(!whole);
 }
 
+static void check_accept_key(const uint8_t *s, size_t n) {
+  char out[29];
+  size_t kl = n < 24 ? n : 24;
+  int rc = ws_accept_key((const char *)s, kl, out);
+  CHECK(rc == 0 || rc == -EINVAL);
+  if (rc == 0) {
+    CHECK(kl == 24 && s[22] == '=' && s[23] == '=');
+    CHECK(strlen(out) == 28 && out[27] == '=');
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 4) return 0;
   const uint8_t *s = data + 4;
@@ -169,7 +197,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(run(s, n, NULL, 0, &small_whole) == rc_small);
   CHECK(small.hash == small_whole.hash && small.events == small_whole.events);
 
+  /* Stop at one of the first events by freeing the reader from inside. */
+  if (whole.events > 0) {
+    trace_t killer = {.max = 65536, .kill_at = 1 + data[3] % whole.events};
+    CHECK(run(s, n, cuts, 2, &killer) == 1);
+    CHECK(killer.events == killer.kill_at);
+  }
+
   check_header_codec(s, n);
+  check_accept_key(s, n);
   check_utf8(s, n, cuts[0]);
   return 0;
 }

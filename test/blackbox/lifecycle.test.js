@@ -1,0 +1,123 @@
+'use strict';
+/*
+ * lifecycle.test.js — the process around the server: graceful shutdown on
+ * SIGTERM with live WebSockets, usage errors and --help, SO_REUSEPORT.
+ * Each test starts its own server(s).
+ */
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const {
+  startServer,
+  runStorm,
+  freePort,
+  WsClient,
+  RawSocket,
+  wsConnectRaw,
+  frameSummary,
+  sanitizerReport,
+  httpGet,
+  sleep,
+} = require('./helpers');
+
+test('SIGTERM with 2 WebSocket clients: both get close 1001, exit 0 within --shutdown-timeout 3s', async () => {
+  const srv = await startServer(['--shutdown-timeout', '3s']);
+  const clients = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await WsClient.open(srv.wsUrl());
+      assert.equal((await c.next()).op, 'hello');
+      clients.push(c);
+    }
+    const r = await srv.terminate('SIGTERM', 5000);
+    assert.equal(r.killed, false, `still running 5 s after SIGTERM; stderr:\n${srv.tail()}`);
+    assert.ok(r.ms <= 3500, `exit took ${r.ms} ms, --shutdown-timeout is 3 s`);
+    assert.equal(r.signal, null, `killed by ${r.signal}; stderr:\n${srv.tail()}`);
+    assert.equal(r.code, 0, `exit code ${r.code}; stderr:\n${srv.tail()}`);
+    for (const c of clients) {
+      const info = await c.waitClose(1000);
+      assert.equal(info.code, 1001, JSON.stringify(info));
+    }
+    assert.ok(!sanitizerReport(r.stderr), r.stderr);
+  } finally {
+    for (const c of clients) c.terminate();
+    await srv.stop();
+  }
+});
+
+test('SIGTERM with a raw WebSocket that never answers the close: gets 1001, exit 0 within --shutdown-timeout 3s', async () => {
+  const srv = await startServer(['--shutdown-timeout', '3s']);
+  const { sock } = await wsConnectRaw(srv.port);
+  try {
+    const r = await srv.terminate('SIGTERM', 5000);
+    assert.equal(r.killed, false, `still running 5 s after SIGTERM; stderr:\n${srv.tail()}`);
+    assert.ok(r.ms <= 3500, `exit took ${r.ms} ms, --shutdown-timeout is 3 s`);
+    assert.equal(r.code, 0, `exit ${JSON.stringify(r)}; stderr:\n${srv.tail()}`);
+    const { close } = await sock.readUntilClose(1000);
+    assert.equal(close.code, 1001, JSON.stringify(frameSummary(close)));
+    assert.ok(await sock.waitClosed(1000), 'TCP still open after the process exited');
+  } finally {
+    sock.destroy();
+    await srv.stop();
+  }
+});
+
+test('SIGTERM with an idle keep-alive HTTP connection: closed, exit 0 quickly', async () => {
+  const srv = await startServer(['--shutdown-timeout', '3s']);
+  const s = await RawSocket.connect(srv.port);
+  try {
+    await s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal((await s.readResponse()).status, 200);
+    const r = await srv.terminate('SIGTERM', 5000);
+    assert.equal(r.code, 0, `exit ${JSON.stringify(r)}; stderr:\n${srv.tail()}`);
+    assert.ok(r.ms < 2000, `an idle keep-alive connection held shutdown for ${r.ms} ms`);
+    assert.ok(await s.waitClosed(1000), 'idle connection not closed by shutdown');
+  } finally {
+    s.destroy();
+    await srv.stop();
+  }
+});
+
+test('storm serve --port abc → exit 2 with a message naming --port', async () => {
+  const r = await runStorm(['serve', '--port', 'abc']);
+  assert.equal(r.code, 2, JSON.stringify(r));
+  assert.match(r.stderr, /--port/, JSON.stringify(r));
+  assert.ok(!sanitizerReport(r.stderr), r.stderr);
+});
+
+test('storm serve --help → exit 0, lists --port and PORT', async () => {
+  const r = await runStorm(['serve', '--help']);
+  assert.equal(r.code, 0, JSON.stringify(r));
+  const out = r.stdout + r.stderr;
+  assert.match(out, /--port\b/, out);
+  assert.match(out, /\bPORT\b/, out);
+  assert.ok(!sanitizerReport(r.stderr), r.stderr);
+});
+
+test('two instances with --reuseport on the same fixed port both start and serve', async () => {
+  const port = await freePort();
+  const a = await startServer(['--port', String(port), '--reuseport']);
+  let b;
+  try {
+    b = await startServer(['--port', String(port), '--reuseport']);
+    assert.equal(a.port, port);
+    assert.equal(b.port, port);
+    const r = await httpGet(port, '/healthz');
+    assert.equal(r.status, 200);
+  } finally {
+    if (b) await b.stop();
+    await a.stop();
+  }
+});
+
+test('without --reuseport a second instance on a taken port exits 1', async () => {
+  const port = await freePort();
+  const a = await startServer(['--port', String(port)]);
+  try {
+    const r = await runStorm(['serve', '--port', String(port), '--data', a.dataDir]);
+    assert.equal(r.code, 1, JSON.stringify(r));
+    assert.match(r.stderr, /listen|bind|in use/i, r.stderr);
+  } finally {
+    await sleep(10);
+    await a.stop();
+  }
+});
