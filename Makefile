@@ -6,7 +6,7 @@
 
 BUILD    ?= debug
 CC       ?= cc
-PKGS     := libuv jansson libsodium libcrypto
+PKGS     := libuv jansson libsodium libcrypto sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

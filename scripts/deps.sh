@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev   # compilers, libFuzzer + sanitizers
-  libuv1-dev libjansson-dev libsodium-dev libssl-dev     # runtime libraries
+  libuv1-dev libjansson-dev libsodium-dev libssl-dev libsqlite3-dev  # runtime libraries
   libcmocka-dev                                          # C unit tests
   nodejs npm python3 python3-websockets                  # black-box test clients
   wrk nginx-light curl procps                            # benchmark and tooling

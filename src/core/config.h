@@ -74,6 +74,16 @@ typedef struct storm_config {
   uint64_t shutdown_timeout_ms; /* --shutdown-timeout, 10s */
   int max_connections;          /* --max-connections, 19000 */
   char jwt_secret[512];         /* --jwt-secret, STORM_JWT_SECRET (secret) */
+  char jwt_secret_previous[512];/* --jwt-secret-previous, STORM_JWT_SECRET_PREVIOUS (secret) */
+  char jwt_issuer[64];          /* --jwt-issuer, "storm" */
+  uint64_t access_ttl_ms;       /* --access-ttl, 15m */
+  uint64_t refresh_ttl_ms;      /* --refresh-ttl, 720h (30 days) */
+  int argon2_ops;               /* --argon2-ops, 2 */
+  uint64_t argon2_mem;          /* --argon2-mem, 19m */
+  int hash_concurrency;         /* --hash-concurrency, 1 */
+  int auth_rate;                /* --auth-rate, 10 per second per IP */
+  int auth_burst;               /* --auth-burst, 20 */
+  char trusted_proxies[1024];   /* --trusted-proxies, "" */
 } storm_config_t;
 
 typedef enum {

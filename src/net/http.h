@@ -55,6 +55,9 @@ void http_respond(http_req_t *r, int status, const char *content_type,
 void http_respond_json(http_req_t *r, int status, json_t *obj);
 /* {"error":{"code":code,"message":message}} — the one error shape. */
 void http_respond_error(http_req_t *r, int status, const char *code, const char *message);
+/* The same with extra header lines ("Retry-After: 3\r\n"), e.g. for 401, 405, 426, 429. */
+void http_respond_error_with(http_req_t *r, int status, const char *headers, const char *code,
+                             const char *message);
 void http_respond_empty(http_req_t *r, int status);
 
 #endif

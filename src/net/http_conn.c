@@ -124,10 +124,7 @@ static bool begin_request(net_conn_t *c, const http_request_head_t *h, const cha
     http_router_allow(s->router, r->head.path, allow, sizeof allow);
     snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
     if (has_body) r->keep_alive = false;
-    buf_t b = BUF_INIT;
-    http_error_body(&b, "method_not_allowed", "method not allowed on this route");
-    http_respond(r, 405, "application/json", hdr, b.data, b.len);
-    buf_free(&b);
+    http_respond_error_with(r, 405, hdr, "method_not_allowed", "method not allowed on this route");
     return !has_body;
   }
   r->route = r->match.data;

@@ -144,11 +144,16 @@ void http_respond_json(http_req_t *r, int status, json_t *obj) {
   free(s);
 }
 
-void http_respond_error(http_req_t *r, int status, const char *code, const char *message) {
+void http_respond_error_with(http_req_t *r, int status, const char *headers, const char *code,
+                             const char *message) {
   buf_t b = BUF_INIT;
   http_error_body(&b, code, message);
-  http_respond(r, status, "application/json", NULL, b.data ? b.data : "", b.len);
+  http_respond(r, status, "application/json", headers, b.data ? b.data : "", b.len);
   buf_free(&b);
+}
+
+void http_respond_error(http_req_t *r, int status, const char *code, const char *message) {
+  http_respond_error_with(r, status, NULL, code, message);
 }
 
 void http_respond_empty(http_req_t *r, int status) { http_respond(r, status, NULL, NULL, NULL, 0); }

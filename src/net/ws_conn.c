@@ -183,10 +183,7 @@ void ws_conn_shutdown(net_conn_t *c) { ws_close(c, WS_CLOSE_GOING_AWAY, "server 
 
 static int reject(http_req_t *r, int status, const char *message) {
   if (status == 426) {
-    buf_t b = BUF_INIT;
-    http_error_body(&b, "upgrade_required", message);
-    http_respond(r, 426, "application/json", "Sec-WebSocket-Version: 13\r\n", b.data, b.len);
-    buf_free(&b);
+    http_respond_error_with(r, 426, "Sec-WebSocket-Version: 13\r\n", "upgrade_required", message);
   } else {
     http_respond_error(r, status, "bad_handshake", message);
   }

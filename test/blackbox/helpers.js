@@ -181,6 +181,67 @@ async function startServer(args = [], { env } = {}) {
   return s;
 }
 
+/*
+ * True when the server still answers GET /healthz within timeoutMs on a
+ * fresh connection. A crash often lands just after the response that
+ * triggered it, so this is checked after every test.
+ */
+async function probeAlive(srv, timeoutMs = 1500) {
+  if (srv.exit) return false;
+  let s;
+  try {
+    s = await RawSocket.connect(srv.port);
+    await s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    const r = await s.readResponse({ timeoutMs });
+    return r.status === 200;
+  } catch {
+    return false;
+  } finally {
+    if (s) s.destroy();
+  }
+}
+
+/*
+ * One server per test file. The file registers the hooks itself (so
+ * failures are reported against the file, not this helper):
+ *   const fx = serverFixture([...flags]);
+ *   before(fx.start); afterEach(fx.check); after(fx.finish);
+ * check(): after each test the server must still answer; when it does not,
+ * that test fails with the server's stderr (the crash is attributed to the
+ * test that caused it) and a fresh server is started so the remaining tests
+ * still say something. finish(): stops the server (see StormServer.stop)
+ * and fails if anything crashed. Use fx.srv / fx.port: they change after a
+ * restart.
+ */
+function serverFixture(args = [], opts = {}) {
+  const fx = {
+    srv: null,
+    crashes: [],
+    get port() {
+      return this.srv.port;
+    },
+    start: async () => {
+      fx.srv = await startServer(args, opts);
+    },
+    check: async () => {
+      if (!fx.srv || fx.srv.stopping) return;
+      if (await probeAlive(fx.srv)) return;
+      const dead = fx.srv;
+      const r = await dead.terminate('SIGKILL', 3000).catch(() => ({}));
+      const what = `server stopped answering during this test (exit ${JSON.stringify({ code: r.code, signal: r.signal })})`;
+      fx.crashes.push(what);
+      fs.rmSync(dead.dataDir, { recursive: true, force: true });
+      fx.srv = await startServer(args, opts);
+      throw new Error(`${what}; a fresh server runs the next tests. stderr:\n${dead.tail(6000)}`);
+    },
+    finish: async () => {
+      if (fx.srv) await fx.srv.stop();
+      if (fx.crashes.length) throw new Error(`server crashed ${fx.crashes.length} time(s) in this file: ${fx.crashes.join('; ')}`);
+    },
+  };
+  return fx;
+}
+
 /* Resolves a port that was free a moment ago (for fixed-port tests). */
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -449,7 +510,8 @@ function errorBody(res) {
 
 /*
  * One-shot exchange on a fresh socket: write `data`, read one response,
- * then wait up to closeMs for the server to close. Returns {res, closed, sock}.
+ * then wait up to closeMs for the server to close (closed: whether it did).
+ * The socket is always destroyed afterwards. Returns {res, closed}.
  */
 async function exchange(port, data, { closeMs = 0, head = false, timeoutMs = 3000 } = {}) {
   const s = await RawSocket.connect(port);
@@ -457,9 +519,9 @@ async function exchange(port, data, { closeMs = 0, head = false, timeoutMs = 300
     await s.write(data);
     const res = await s.readResponse({ head, timeoutMs });
     const closed = closeMs > 0 ? await s.waitClosed(closeMs) : s.closed;
-    return { res, closed, sock: s };
+    return { res, closed };
   } finally {
-    if (closeMs > 0) s.destroy();
+    s.destroy();
   }
 }
 
@@ -792,6 +854,8 @@ module.exports = {
   sanitizerReport,
   runStorm,
   startServer,
+  serverFixture,
+  probeAlive,
   freePort,
   RawSocket,
   parseResponse,

@@ -83,6 +83,21 @@ class StormProcess:
         raise RuntimeError(f"storm did not log 'listening on' within {timeout} s "
                            f"(exit {self.proc.poll()}); stderr:\n{self.stderr()}")
 
+    def alive(self, timeout=1.5):
+        """True when the server still answers GET /healthz on a fresh connection
+        (a crash often lands just after the response that caused it)."""
+        if self.proc.poll() is not None:
+            return False
+        try:
+            c = RawConn(self.port, timeout=timeout)
+            try:
+                c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                return c.read_response(timeout)["status"] == 200
+            finally:
+                c.close()
+        except (OSError, AssertionError):
+            return False
+
     def terminate(self, wait=5.0):
         """SIGTERM, wait, SIGKILL. Returns (returncode, seconds, killed)."""
         self.stopping = True
@@ -97,6 +112,8 @@ class StormProcess:
             self.proc.wait()
             killed = True
         self._reader.join(2)
+        if not self._reader.is_alive():
+            self.proc.stderr.close()
         return self.proc.returncode, time.monotonic() - t0, killed
 
     def stop(self):

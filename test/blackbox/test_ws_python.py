@@ -34,11 +34,27 @@ class WsTestBase(unittest.IsolatedAsyncioTestCase):
 
     @classmethod
     def setUpClass(cls):
+        cls.crashes = []
         cls.srv = StormProcess(cls.ARGS)
 
     @classmethod
     def tearDownClass(cls):
         cls.srv.stop()
+        if cls.crashes:
+            raise AssertionError(f"server crashed {len(cls.crashes)} time(s) in {cls.__name__}: {cls.crashes}")
+
+    def tearDown(self):
+        # The server must outlive every test; if not, this test is the culprit.
+        # A fresh server is started so the remaining tests still say something.
+        cls = type(self)
+        if cls.srv.alive():
+            return
+        dead = cls.srv
+        rc, _, _ = dead.terminate(wait=3.0)
+        cls.crashes.append(f"{self.id()}: returncode {rc}")
+        cls.srv = StormProcess(cls.ARGS)
+        self.fail(f"server stopped answering during this test (returncode {rc}); "
+                  f"a fresh server runs the next tests. stderr:\n{dead.stderr()[-6000:]}")
 
     @property
     def url(self):

@@ -5,11 +5,11 @@
  * heartbeat and idle timeout, close handshake, the connection gauge and the
  * slow-consumer policy (raw socket that never reads).
  */
-const { test, before, after } = require('node:test');
+const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const {
-  startServer,
+  serverFixture,
   WsClient,
   wsConnectRaw,
   buildFrame,
@@ -21,12 +21,10 @@ const {
   show,
 } = require('./helpers');
 
-let srv;
-let port;
 const open = [];
 
 async function client(opts) {
-  const c = await WsClient.open(srv.wsUrl(), opts);
+  const c = await WsClient.open(fx.srv.wsUrl(), opts);
   open.push(c);
   return c;
 }
@@ -39,16 +37,16 @@ async function ready(opts) {
   return c;
 }
 
-before(async () => {
-  srv = await startServer(['--ws-heartbeat', '1s', '--ws-idle-timeout', '3s', '--ws-outbuf-limit', '65536']);
-  port = srv.port;
-});
-
+/* Registered before the fixture so clients are gone before the server stops. */
 after(async () => {
   for (const c of open) c.terminate();
   await sleep(100);
-  await srv.stop();
 });
+
+const fx = serverFixture(['--ws-heartbeat', '1s', '--ws-idle-timeout', '3s', '--ws-outbuf-limit', '65536']);
+before(fx.start);
+afterEach(fx.check);
+after(fx.finish);
 
 test('handshake: first message is hello with a 32-hex session_id and heartbeat_interval', async () => {
   const a = await client();
@@ -156,7 +154,7 @@ test('client close 1000 → the server echoes close 1000', async () => {
 });
 
 test('client close 1000 over raw TCP → the server echoes a 1000 close frame and closes TCP', async () => {
-  const { sock } = await wsConnectRaw(port);
+  const { sock } = await wsConnectRaw(fx.port);
   try {
     await sock.write(buildFrame({ opcode: 0x8, payload: closePayload(1000, 'bye') }));
     const { close } = await sock.readUntilClose(3000);
@@ -168,24 +166,24 @@ test('client close 1000 over raw TCP → the server echoes a 1000 close frame an
 });
 
 test('storm_ws_connections_open follows open sockets; frame counters grow', async () => {
-  await waitMetric(port, (m) => m.value('storm_ws_connections_open') === 0, 4000, 'no WebSocket left open by earlier tests');
-  const m0 = await metrics(port);
+  await waitMetric(fx.port, (m) => m.value('storm_ws_connections_open') === 0, 4000, 'no WebSocket left open by earlier tests');
+  const m0 = await metrics(fx.port);
   const a = await ready();
   const b = await ready();
   await a.request({ op: 'ping', ref: 1 });
-  const m1 = await metrics(port);
+  const m1 = await metrics(fx.port);
   assert.equal(m1.value('storm_ws_connections_open'), 2, m1.text);
   assert.ok(m1.value('storm_ws_frames_in_total') >= m0.value('storm_ws_frames_in_total') + 1, m1.text);
   assert.ok(m1.value('storm_ws_frames_out_total') >= m0.value('storm_ws_frames_out_total') + 3, m1.text);
   a.ws.close(1000);
   await a.waitClose(3000);
-  await waitMetric(port, (m) => m.value('storm_ws_connections_open') === 1, 3000, 'gauge back to 1 after one close');
+  await waitMetric(fx.port, (m) => m.value('storm_ws_connections_open') === 1, 3000, 'gauge back to 1 after one close');
   b.terminate();
-  await waitMetric(port, (m) => m.value('storm_ws_connections_open') === 0, 3000, 'gauge back to 0 after a TCP drop');
+  await waitMetric(fx.port, (m) => m.value('storm_ws_connections_open') === 0, 3000, 'gauge back to 0 after a TCP drop');
 });
 
 test('slow consumer (--ws-outbuf-limit 64k): a reader that never reads is closed; others stay fast', async (t) => {
-  const m0 = await metrics(port);
+  const m0 = await metrics(fx.port);
   const closes0 = m0.value('storm_ws_slow_consumer_closes_total');
   assert.equal(typeof closes0, 'number', m0.text);
 
@@ -200,7 +198,7 @@ test('slow consumer (--ws-outbuf-limit 64k): a reader that never reads is closed
   };
 
   /* Slow client: raw socket, handshake, then never read again. */
-  const sock = net.connect({ port, host: '127.0.0.1' });
+  const sock = net.connect({ port: fx.port, host: '127.0.0.1' });
   let hs = Buffer.alloc(0);
   await new Promise((resolve, reject) => {
     sock.once('error', reject);
@@ -225,12 +223,12 @@ test('slow consumer (--ws-outbuf-limit 64k): a reader that never reads is closed
       for (let i = 0; i < 50; i++) sock.write(buildFrame({ payload: JSON.stringify({ op: 'echo', data, ref: sent++ }) }));
       await probe();
       if (sent % 250 === 0) {
-        closes = (await metrics(port)).value('storm_ws_slow_consumer_closes_total');
+        closes = (await metrics(fx.port)).value('storm_ws_slow_consumer_closes_total');
         if (closes > closes0) break;
       }
     }
     const m = await waitMetric(
-      port,
+      fx.port,
       (mm) => mm.value('storm_ws_slow_consumer_closes_total') > closes0,
       5000,
       `storm_ws_slow_consumer_closes_total > ${closes0} (sent ${sent} x 16 KiB echo requests, socket error: ${sockErr && sockErr.code})`

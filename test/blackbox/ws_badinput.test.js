@@ -6,10 +6,10 @@
  * and the TCP connection must end; right after, a normal `ws` client must
  * still get hello and a pong. Server limit: --ws-max-message 1024.
  */
-const { test, before, after } = require('node:test');
+const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  startServer,
+  serverFixture,
   RawSocket,
   WsClient,
   wsConnectRaw,
@@ -22,22 +22,14 @@ const {
   sleep,
 } = require('./helpers');
 
-let srv;
-let port;
-
-before(async () => {
-  srv = await startServer(['--ws-max-message', '1024']);
-  port = srv.port;
-});
-
-after(async () => {
-  await sleep(50);
-  await srv.stop();
-});
+const fx = serverFixture(['--ws-max-message', '1024']);
+before(fx.start);
+afterEach(fx.check);
+after(fx.finish);
 
 /* A second, normal client: hello then ping/pong. */
 async function assertWsStillServing() {
-  const c = await WsClient.open(srv.wsUrl());
+  const c = await WsClient.open(fx.srv.wsUrl());
   try {
     const h = await c.next();
     assert.equal(h.op, 'hello', JSON.stringify(h));
@@ -53,7 +45,7 @@ async function assertWsStillServing() {
  * and the TCP connection to end. Returns the close frame.
  */
 async function expectClose(bytes, code, what) {
-  const { sock } = await wsConnectRaw(port);
+  const { sock } = await wsConnectRaw(fx.port);
   try {
     for (const b of Array.isArray(bytes) ? bytes : [bytes]) await sock.write(b);
     const { close, before: earlier } = await sock.readUntilClose(3000);
@@ -74,7 +66,7 @@ const text = (s, o = {}) => buildFrame({ opcode: 0x1, payload: s, ...o });
 const PING_OP = JSON.stringify({ op: 'ping', ref: 1 });
 
 test('handshake without Sec-WebSocket-Key → 400 JSON error', async () => {
-  const s = await RawSocket.connect(port);
+  const s = await RawSocket.connect(fx.port);
   try {
     await s.write(handshakeRequest({ omitKey: true }));
     const r = await s.readResponse();
@@ -87,7 +79,7 @@ test('handshake without Sec-WebSocket-Key → 400 JSON error', async () => {
 });
 
 test('handshake with Sec-WebSocket-Version: 8 → 426 with Sec-WebSocket-Version: 13', async () => {
-  const s = await RawSocket.connect(port);
+  const s = await RawSocket.connect(fx.port);
   try {
     await s.write(handshakeRequest({ version: '8' }));
     const r = await s.readResponse();
@@ -101,7 +93,7 @@ test('handshake with Sec-WebSocket-Version: 8 → 426 with Sec-WebSocket-Version
 });
 
 test('raw session sanity: a masked ping op is answered (so the failures below are about the bad frame)', async () => {
-  const { sock, hello } = await wsConnectRaw(port);
+  const { sock, hello } = await wsConnectRaw(fx.port);
   try {
     assert.equal(hello.op, 'hello');
     await sock.write(text(PING_OP));
@@ -160,7 +152,7 @@ test('message over 1024 across fragments (each under the limit) → close 1009',
 });
 
 test('a message of exactly 1024 bytes is accepted', async () => {
-  const { sock } = await wsConnectRaw(port);
+  const { sock } = await wsConnectRaw(fx.port);
   try {
     const head = '{"op":"echo","ref":5,"data":"';
     const msg = head + 'z'.repeat(1024 - head.length - 2) + '"}';
@@ -187,7 +179,7 @@ test('invalid UTF-8 split across fragments → close 1007', async () => {
 });
 
 test('valid UTF-8 character split across fragments is accepted', async () => {
-  const { sock } = await wsConnectRaw(port);
+  const { sock } = await wsConnectRaw(fx.port);
   try {
     const msg = Buffer.from(JSON.stringify({ op: 'echo', data: 'é', ref: 'u' }), 'utf8');
     const cut = msg.indexOf(0xc3) + 1; /* between C3 and A9 */
@@ -213,7 +205,7 @@ test('close frame with a 1-byte payload → close 1002', async () => {
 });
 
 test('close frame with no payload → the server answers a close (no code, or 1000)', async () => {
-  const { sock } = await wsConnectRaw(port);
+  const { sock } = await wsConnectRaw(fx.port);
   try {
     await sock.write(buildFrame({ opcode: 0x8 }));
     const { close } = await sock.readUntilClose(3000);
@@ -225,7 +217,7 @@ test('close frame with no payload → the server answers a close (no code, or 10
 });
 
 test('frames split byte by byte across TCP writes are reassembled', async () => {
-  const { sock } = await wsConnectRaw(port);
+  const { sock } = await wsConnectRaw(fx.port);
   try {
     const f = text(PING_OP);
     for (const b of f) {

@@ -482,6 +482,16 @@ static void test_help_lists_everything(void **state) {
       {"--shutdown-timeout DURATION", "STORM_SHUTDOWN_TIMEOUT"},
       {"--max-connections N", "STORM_MAX_CONNECTIONS"},
       {"--jwt-secret STR", "STORM_JWT_SECRET"},
+      {"--jwt-secret-previous STR", "STORM_JWT_SECRET_PREVIOUS"},
+      {"--jwt-issuer STR", "STORM_JWT_ISSUER"},
+      {"--access-ttl DURATION", "STORM_ACCESS_TTL"},
+      {"--refresh-ttl DURATION", "STORM_REFRESH_TTL"},
+      {"--argon2-ops N", "STORM_ARGON2_OPS"},
+      {"--argon2-mem SIZE", "STORM_ARGON2_MEM"},
+      {"--hash-concurrency N", "STORM_HASH_CONCURRENCY"},
+      {"--auth-rate N", "STORM_AUTH_RATE"},
+      {"--auth-burst N", "STORM_AUTH_BURST"},
+      {"--trusted-proxies STR", "STORM_TRUSTED_PROXIES"},
   };
   size_t n;
   const config_setting_t *rows = config_settings(&n);
@@ -530,7 +540,7 @@ static void test_help_never_prints_secrets(void **state) {
     if (!strstr(line, want)) fail_msg("secret line: %s", line);
     *eol = '\n';
   }
-  assert_int_equal(secrets, 4); /* redis password, two minio keys, jwt */
+  assert_int_equal(secrets, 5); /* redis password, two minio keys, two jwt keys */
   free(h);
 }
 

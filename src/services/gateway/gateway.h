@@ -9,6 +9,7 @@
 #ifndef STORM_SERVICES_GATEWAY_H
 #define STORM_SERVICES_GATEWAY_H
 
+#include "auth/jwt.h"
 #include "bus/bus.h"
 #include "core/health.h"
 #include "core/metrics.h"
@@ -22,6 +23,10 @@ typedef struct {
   health_t *health;
   metrics_registry_t *metrics;
   uint64_t heartbeat_ms;     /* announced in hello */
+  uv_loop_t *loop;
+  const jwt_keys_t *keys;    /* verifies access tokens; must outlive the gateway */
+  double auth_rate, auth_burst; /* per-IP token bucket on the auth routes */
+  const char *trusted_proxies;  /* comma list of proxy IPs; must outlive the gateway */
 } gateway_opts_t;
 
 /* Size of the per-connection user area the gateway needs (net_server_opts_t.user_size). */

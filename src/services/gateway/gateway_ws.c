@@ -8,6 +8,7 @@
  */
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/http.h"
@@ -29,14 +30,17 @@ static void send_error(net_conn_t *c, const char *code, const char *message, jso
   send_json(c, e);
 }
 
-static void on_open(net_conn_t *c, void *arg) {
-  gateway_t *g = arg;
+/* Fills the session and greets: called right after a successful upgrade. */
+static void session_start(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims) {
   gw_session_t *s = ws_user(c);
   randombytes_buf(s->session_id, sizeof s->session_id);
+  s->user_id = strtoll(claims->sub, NULL, 10);
+  snprintf(s->username, sizeof s->username, "%.32s", claims->name);
   char hex[sizeof s->session_id * 2 + 1];
   sodium_bin2hex(hex, sizeof hex, s->session_id, sizeof s->session_id);
-  send_json(c, json_pack("{s:s, s:s, s:I}", "op", "hello", "session_id", hex,
-                         "heartbeat_interval", (json_int_t)g->heartbeat_ms));
+  send_json(c, json_pack("{s:s, s:s, s:I, s:{s:I, s:s}}", "op", "hello", "session_id", hex,
+                         "heartbeat_interval", (json_int_t)g->heartbeat_ms, "user", "id",
+                         (json_int_t)s->user_id, "username", s->username));
 }
 
 static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t len, void *arg) {
@@ -75,12 +79,23 @@ static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t le
 
 static void on_close(net_conn_t *c, unsigned code, void *arg) {}
 
+/*
+ * Browsers cannot set headers on a WebSocket, so the access token may come
+ * as the query parameter access_token (JWTs are URL-safe as they are);
+ * other clients may use Authorization: Bearer. The token is checked once,
+ * at the upgrade: a session outlives its token's expiry, as in Discord.
+ */
 static void on_ws(http_req_t *r, void *arg) {
   gateway_t *g = arg;
-  ws_upgrade(r, &g->ws_handler);
+  str_t token = http_req_query(r, "access_token");
+  if (!token.p) token = gw_bearer(r);
+  jwt_claims_t claims;
+  if (gw_authenticate(g, r, token, &claims) < 0) return;
+  net_conn_t *c = http_req_conn(r);
+  if (ws_upgrade(r, &g->ws_handler) == 0) session_start(g, c, &claims);
 }
 
 int gateway_ws_routes(gateway_t *g) {
-  g->ws_handler = (ws_handler_t){on_open, on_message, on_close, g};
+  g->ws_handler = (ws_handler_t){NULL, on_message, on_close, g};
   return net_server_route(g->server, "GET", "/ws", on_ws, g, 0);
 }

@@ -1,0 +1,231 @@
+/*
+ * serve.c — `storm serve`: wire the loop, bus, stores, services and the
+ * server together, run, and shut down on SIGTERM/SIGINT.
+ *
+ * Wiring only: every behaviour lives in a module. The order of shutdown is
+ * the reverse of start-up: stop accepting and drain clients, stop services
+ * (they finish work already on the thread pool), close the bus, then the
+ * stores.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "bus/bus.h"
+#include "bus/bus_local.h"
+#include "cmd/cmd.h"
+#include "core/health.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "net/server.h"
+#include "services/gateway/gateway.h"
+#include "services/users/users_service.h"
+#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/users_sqlite.h"
+
+typedef struct {
+  uv_loop_t *loop;
+  storm_config_t cfg;
+  jwt_keys_t keys;
+  metrics_registry_t *metrics;
+  health_t *health;
+  bus_t *bus;
+  sqlite_db_t *db;
+  users_store_t *users_store;
+  users_service_t *users;
+  net_server_t *server;
+  gateway_t *gateway;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t hard_deadline;
+  bool stopping;
+} app_t;
+
+static bool bus_ready(void *arg) { return bus_is_connected(arg); }
+static bool store_ready(void *arg) {
+  users_store_t *s = arg;
+  return s->ops->healthy(s);
+}
+
+static void on_bus_closed(void *arg) {
+  app_t *app = arg;
+  uv_close((uv_handle_t *)&app->sigterm, NULL);
+  uv_close((uv_handle_t *)&app->sigint, NULL);
+  uv_close((uv_handle_t *)&app->hard_deadline, NULL);
+}
+
+static void on_services_stopped(void *arg) {
+  app_t *app = arg;
+  bus_close(app->bus, on_bus_closed, app);
+}
+
+static void on_drained(void *arg) {
+  app_t *app = arg;
+  log_info("main", "connections drained");
+  if (app->users)
+    users_service_stop(app->users, on_services_stopped, app);
+  else
+    on_services_stopped(app);
+}
+
+static void on_hard_deadline(uv_timer_t *t) {
+  log_error("main", "shutdown deadline passed; exiting");
+  exit(1);
+}
+
+static void on_signal(uv_signal_t *sig, int signum) {
+  app_t *app = sig->data;
+  if (app->stopping) {
+    log_warn("main", "second signal: exiting now");
+    exit(1);
+  }
+  app->stopping = true;
+  log_info("main", "received %s: shutting down (deadline %llu ms)",
+           signum == SIGTERM ? "SIGTERM" : "SIGINT",
+           (unsigned long long)app->cfg.shutdown_timeout_ms);
+  /* A last resort in case something never drains: a little after the
+   * server's own deadline, which closes connections hard. */
+  uv_timer_start(&app->hard_deadline, on_hard_deadline, app->cfg.shutdown_timeout_ms + 2000, 0);
+  if (app->server)
+    net_server_shutdown(app->server, app->cfg.shutdown_timeout_ms, on_drained, app);
+  else
+    on_drained(app);
+}
+
+static int start_stores(app_t *app) {
+  char err[512];
+  int rc = sqlite_db_open(app->cfg.data_dir, &app->db, err, sizeof err);
+  if (rc < 0) {
+    log_error("main", "cannot open the database in %s: %s", app->cfg.data_dir, err);
+    return 1;
+  }
+  rc = users_sqlite_open(app->db, &app->users_store);
+  if (rc < 0) {
+    log_error("main", "cannot open the users store: %s", uv_strerror(rc));
+    return 1;
+  }
+  health_add(app->health, "store", store_ready, app->users_store);
+  return 0;
+}
+
+static int start_users(app_t *app) {
+  users_service_opts_t o;
+  users_service_opts_default(&o);
+  o.loop = app->loop;
+  o.bus = app->bus;
+  o.store = app->users_store;
+  o.keys = &app->keys;
+  o.access_ttl_s = (int64_t)(app->cfg.access_ttl_ms / 1000);
+  o.refresh_ttl_s = (int64_t)(app->cfg.refresh_ttl_ms / 1000);
+  o.pw_opslimit = (unsigned long long)app->cfg.argon2_ops;
+  o.pw_memlimit = (size_t)app->cfg.argon2_mem;
+  o.max_concurrent_hashes = app->cfg.hash_concurrency;
+  o.metrics = app->metrics;
+  int rc = users_service_start(&o, &app->users);
+  if (rc < 0) {
+    log_error("main", "users service failed to start: %s", uv_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
+
+static int start_gateway(app_t *app) {
+  net_server_opts_t so;
+  net_server_opts_default(&so);
+  so.host = app->cfg.host;
+  so.port = app->cfg.port;
+  so.reuseport = app->cfg.reuseport;
+  so.max_head = app->cfg.max_head;
+  so.max_body = app->cfg.max_body;
+  so.header_timeout_ms = app->cfg.header_timeout_ms;
+  so.body_timeout_ms = app->cfg.body_timeout_ms;
+  so.idle_timeout_ms = app->cfg.idle_timeout_ms;
+  so.ws_max_message = app->cfg.ws_max_message;
+  so.ws_outbuf_limit = app->cfg.ws_outbuf_limit;
+  so.ws_heartbeat_ms = app->cfg.ws_heartbeat_ms;
+  so.ws_idle_timeout_ms = app->cfg.ws_idle_timeout_ms;
+  so.max_connections = app->cfg.max_connections;
+  so.user_size = gateway_conn_user_size();
+  so.metrics = app->metrics;
+  int rc = net_server_start(app->loop, &so, &app->server);
+  if (rc < 0) {
+    log_error("main", "cannot listen on %s:%d: %s", app->cfg.host, app->cfg.port, uv_strerror(rc));
+    return 1;
+  }
+  gateway_opts_t go = {
+      .server = app->server,
+      .bus = app->bus,
+      .health = app->health,
+      .metrics = app->metrics,
+      .heartbeat_ms = app->cfg.ws_heartbeat_ms,
+      .loop = app->loop,
+      .keys = &app->keys,
+      .auth_rate = app->cfg.auth_rate,
+      .auth_burst = app->cfg.auth_burst,
+      .trusted_proxies = app->cfg.trusted_proxies,
+  };
+  rc = gateway_start(&go, &app->gateway);
+  if (rc < 0) {
+    log_error("main", "gateway failed to start: %s", uv_strerror(rc));
+    return 1;
+  }
+  log_info("http", "listening on %s:%d", app->cfg.host, net_server_port(app->server));
+  return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+  static app_t app; /* static: signal handlers and exit paths may outlive a frame */
+  int code;
+  if (cmd_config(&app.cfg, argc, argv, &code)) return code;
+  if (app.cfg.bus_url[0] || app.cfg.db_url[0] || app.cfg.redis_addr[0]) {
+    fprintf(stderr,
+            "storm: invalid --bus/--db/--redis: distributed mode (NATS, PostgreSQL, Redis) is not "
+            "built yet; leave them empty for embedded mode\n");
+    return 2;
+  }
+  if ((code = cmd_jwt_keys(&app.cfg, &app.keys)) != 0) return code;
+  signal(SIGPIPE, SIG_IGN);
+
+  app.loop = uv_default_loop();
+  app.metrics = metrics_registry_new();
+  app.health = health_new();
+  app.bus = bus_local_new(app.loop, 0);
+  if (!app.metrics || !app.health || !app.bus) {
+    log_error("main", "out of memory at start-up");
+    return 1;
+  }
+  health_add(app.health, "bus", bus_ready, app.bus);
+
+  buf_t line = BUF_INIT;
+  config_format(&app.cfg, &line);
+  log_info("main", "storm %s starting (embedded%s): %s", STORM_VERSION, app.cfg.dev ? ", dev" : "",
+           line.data ? line.data : "");
+  buf_free(&line);
+
+  bool users = config_service_enabled(&app.cfg, "users");
+  if (users && (start_stores(&app) || start_users(&app))) return 1;
+  if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
+
+  uv_signal_init(app.loop, &app.sigterm);
+  uv_signal_init(app.loop, &app.sigint);
+  app.sigterm.data = app.sigint.data = &app;
+  uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&app.sigint, on_signal, SIGINT);
+  uv_timer_init(app.loop, &app.hard_deadline);
+  uv_unref((uv_handle_t *)&app.hard_deadline);
+
+  uv_run(app.loop, UV_RUN_DEFAULT);
+
+  gateway_free(app.gateway);
+  net_server_free(app.server);
+  users_service_free(app.users);
+  if (app.users_store) app.users_store->ops->close(app.users_store);
+  sqlite_db_close(app.db);
+  health_free(app.health);
+  metrics_registry_free(app.metrics);
+  int rc = uv_loop_close(app.loop);
+  if (rc < 0) log_warn("main", "loop closed with open handles: %s", uv_strerror(rc));
+  log_info("main", "stopped");
+  return 0;
+}
