@@ -112,20 +112,24 @@ static int key_set(jwt_key_t *k, const void *secret, size_t len) {
 int jwt_keys_init(jwt_keys_t *keys, const void *current, size_t current_len, const void *previous,
                   size_t previous_len, const char *issuer) {
   if (sodium_init() < 0) return -EIO;
-  memset(keys, 0, sizeof *keys);
+  /* Built aside and copied at the end: a rotation may pass keys' own
+   * current secret and issuer as the new previous secret and issuer, and
+   * a failed init must leave keys as they were. */
+  jwt_keys_t k;
+  memset(&k, 0, sizeof k);
   size_t ilen = issuer ? strlen(issuer) : 0;
   int rc = -EINVAL;
-  if (ilen == 0 || ilen >= sizeof keys->issuer) goto fail;
-  if ((rc = key_set(&keys->current, current, current_len)) < 0) goto fail;
+  if (ilen == 0 || ilen >= sizeof k.issuer) goto out;
+  if ((rc = key_set(&k.current, current, current_len)) < 0) goto out;
   if (previous && previous_len) {
-    if ((rc = key_set(&keys->previous, previous, previous_len)) < 0) goto fail;
-    keys->has_previous = true;
+    if ((rc = key_set(&k.previous, previous, previous_len)) < 0) goto out;
+    k.has_previous = true;
   }
-  memcpy(keys->issuer, issuer, ilen + 1);
-  keys->leeway_s = 5;
-  return 0;
-fail:
-  sodium_memzero(keys, sizeof *keys); /* no half-set secret left behind */
+  memcpy(k.issuer, issuer, ilen + 1);
+  k.leeway_s = 5;
+  *keys = k;
+out:
+  sodium_memzero(&k, sizeof k); /* no stray copy of a secret on the stack */
   return rc;
 }
 

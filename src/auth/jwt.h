@@ -39,10 +39,11 @@ typedef struct {
   int64_t leeway_s;            /* clock skew tolerated on exp/nbf/iat (default 5) */
 } jwt_keys_t;
 
-/* Fills keys (leeway_s = 5). previous may be NULL/empty. Returns 0, or -EINVAL
- * if a secret is shorter than JWT_MIN_SECRET or longer than JWT_MAX_SECRET or
- * issuer is NULL, empty or longer than 63 bytes; -EIO if libsodium cannot
- * initialise. */
+/* Fills keys (leeway_s = 5). previous may be NULL/empty. The arguments may
+ * point into *keys itself (rotate in place: new current, old current as
+ * previous). Returns 0, or -EINVAL if a secret is shorter than JWT_MIN_SECRET
+ * or longer than JWT_MAX_SECRET or issuer is NULL, empty or longer than 63
+ * bytes; -EIO if libsodium cannot initialise. On error keys is unchanged. */
 int jwt_keys_init(jwt_keys_t *keys, const void *current, size_t current_len, const void *previous,
                   size_t previous_len, const char *issuer);
 

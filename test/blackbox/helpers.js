@@ -22,6 +22,13 @@ const path = require('node:path');
 const ROOT = path.resolve(__dirname, '..', '..');
 const STORM_BIN = path.resolve(ROOT, process.env.STORM_BIN || 'build/storm');
 const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'runtime error:', 'ERROR: LeakSanitizer'];
+/*
+ * `serve` refuses to start without a session-token key (32+ bytes) unless
+ * --dev. The tests run the production mode with this throwaway key, passed
+ * through the environment as the docs advise for secrets. A caller's
+ * STORM_JWT_SECRET wins.
+ */
+const TEST_ENV = { STORM_JWT_SECRET: 'blackbox-tests-only-not-a-secret-0123456789' };
 
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
@@ -38,10 +45,10 @@ function sanitizerReport(stderr) {
   return SANITIZER_MARKERS.some((m) => stderr.includes(m));
 }
 
-/* Runs `storm <args>` to completion (for usage / flag errors). */
-function runStorm(args, timeoutMs = 5000) {
+/* Runs `storm <args>` to completion (for usage / flag errors). env replaces the whole environment. */
+function runStorm(args, { timeoutMs = 5000, env } = {}) {
   return new Promise((resolve, reject) => {
-    const p = spawn(STORM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(STORM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env || { ...TEST_ENV, ...process.env } });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
@@ -174,7 +181,7 @@ async function startServer(args = [], { env } = {}) {
   full.push(...args);
   const proc = spawn(STORM_BIN, full, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1', ...(env || {}) },
+    env: { ...TEST_ENV, ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1', ...(env || {}) },
   });
   const s = new StormServer(proc, dataDir);
   await s.waitListening(5000);
@@ -852,6 +859,7 @@ module.exports = {
   sleep,
   show,
   sanitizerReport,
+  TEST_ENV,
   runStorm,
   startServer,
   serverFixture,

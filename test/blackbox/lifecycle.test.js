@@ -77,10 +77,19 @@ test('SIGTERM with an idle keep-alive HTTP connection: closed, exit 0 quickly', 
   }
 });
 
-test('storm serve --port abc → exit 2 with a message naming --port', async () => {
-  const r = await runStorm(['serve', '--port', 'abc']);
+test('storm serve --port abc → exit 2 with a message naming --port (with and without a token key)', async () => {
+  for (const env of [{ STORM_JWT_SECRET: '' }, { STORM_JWT_SECRET: 'blackbox-tests-only-not-a-secret-0123456789' }]) {
+    const r = await runStorm(['serve', '--port', 'abc'], { env: { ...process.env, ...env } });
+    assert.equal(r.code, 2, JSON.stringify(r));
+    assert.match(r.stderr, /--port/, JSON.stringify(r));
+    assert.ok(!sanitizerReport(r.stderr), r.stderr);
+  }
+});
+
+test('storm serve without --jwt-secret (and not --dev) → exit 2 naming --jwt-secret', async () => {
+  const r = await runStorm(['serve', '--port', '0'], { env: { ...process.env, STORM_JWT_SECRET: '' } });
   assert.equal(r.code, 2, JSON.stringify(r));
-  assert.match(r.stderr, /--port/, JSON.stringify(r));
+  assert.match(r.stderr, /--jwt-secret/, JSON.stringify(r));
   assert.ok(!sanitizerReport(r.stderr), r.stderr);
 });
 

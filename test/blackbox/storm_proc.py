@@ -45,6 +45,10 @@ class StormProcess:
         full += list(args)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        # `serve` needs a session-token key (32+ bytes) unless --dev: a
+        # throwaway one, through the environment as advised for secrets.
+        if not env.get("STORM_JWT_SECRET"):
+            env["STORM_JWT_SECRET"] = "blackbox-tests-only-not-a-secret-0123456789"
         self.proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env)
         self._lines = []

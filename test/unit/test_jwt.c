@@ -224,12 +224,12 @@ static void test_keys_init(void **state) {
   assert_int_equal(jwt_keys_init(&k, big, 31, NULL, 0, "storm"), -EINVAL);
   assert_int_equal(jwt_keys_init(&k, big, 513, NULL, 0, "storm"), -EINVAL);
   assert_int_equal(jwt_keys_init(&k, big, 512, NULL, 0, "storm"), 0);
+  /* A failed init leaves the key set as it was. */
+  jwt_keys_t before = k;
   assert_int_equal(jwt_keys_init(&k, NULL, 32, NULL, 0, "storm"), -EINVAL);
   assert_int_equal(jwt_keys_init(&k, a32, 32, big, 31, "storm"), -EINVAL);
   assert_int_equal(jwt_keys_init(&k, a32, 32, big, 513, "storm"), -EINVAL);
-  /* A failed init leaves no secret behind. */
-  assert_int_equal(k.current.secret_len, 0);
-  assert_int_equal(k.current.secret[0], 0);
+  assert_memory_equal(&k, &before, sizeof k);
 
   char iss[65];
   memset(iss, 'i', 64);
@@ -320,6 +320,19 @@ static void test_key_rotation(void **state) {
 
   n = jwt_sign(&other, &c, tok, sizeof tok);
   assert_int_equal(jwt_verify(&keys, tok, (size_t)n, NOW, &out), JWT_EKID);
+
+  /* Rotation in place: the old current secret and issuer passed from the
+   * key set being re-initialised. */
+  jwt_keys_t rot;
+  assert_int_equal(jwt_keys_init(&rot, PREV_SECRET, 32, NULL, 0, "storm"), 0);
+  n = jwt_sign(&rot, &c, tok, sizeof tok);
+  assert_int_equal(jwt_keys_init(&rot, CUR_SECRET, 32, rot.current.secret, rot.current.secret_len,
+                                 rot.issuer),
+                   0);
+  assert_string_equal(rot.current.kid, CUR_KID);
+  assert_string_equal(rot.previous.kid, PREV_KID);
+  assert_string_equal(rot.issuer, "storm");
+  assert_int_equal(jwt_verify(&rot, tok, (size_t)n, NOW, &out), 0);
 
   /* Our kid, someone else's secret. */
   make_token(tok, sizeof tok, HDR_CUR, GOOD_PAYLOAD, OTHER_SECRET, ALG_HS256);

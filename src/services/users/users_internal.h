@@ -4,9 +4,9 @@
  *
  * users_validate.c turns a request payload into a users_req_t (on the loop:
  * parsing is cheap and bounded by USERS_REQUEST_MAX) or into a users_err_t.
- * users_tokens.c makes access and refresh tokens and the JSON replies; it is
- * pure computation and runs on the thread pool. users_service.c owns the
- * subscriptions, the hash queue and the jobs.
+ * users_tokens.c makes access and refresh tokens and users_reply.c the JSON
+ * replies; both are pure computation and run on the thread pool.
+ * users_service.c owns the subscriptions, the hash queue and the jobs.
  *
  * Threads: everything here is safe from any thread (no shared mutable state;
  * libsodium's randombytes and jwt_sign are thread-safe).

@@ -181,7 +181,10 @@ static void work_register(users_job_t *j) {
     j->err = USERS_E_USERNAME_TAKEN;
     return;
   }
-  if (rc != -ENOENT) return store_failed(j, "user_by_name", rc);
+  if (rc != -ENOENT) {
+    store_failed(j, "user_by_name", rc);
+    return;
+  }
   char hash[PASSWORD_HASH_MAX];
   uint64_t t0 = uv_hrtime();
   rc = password_hash(&s->pw, j->req.password, j->req.password_len, hash);
@@ -196,7 +199,10 @@ static void work_register(users_job_t *j) {
     j->err = USERS_E_USERNAME_TAKEN;
     return;
   }
-  if (rc < 0) return store_failed(j, "user_create", rc);
+  if (rc < 0) {
+    store_failed(j, "user_create", rc);
+    return;
+  }
   reply_user(j, &u);
 }
 
@@ -233,7 +239,10 @@ static void work_login(users_job_t *j) {
     j->err = USERS_E_INVALID_CREDENTIALS;
     return;
   }
-  if (rc < 0) return store_failed(j, "user_by_name", rc);
+  if (rc < 0) {
+    store_failed(j, "user_by_name", rc);
+    return;
+  }
   uint64_t t0 = uv_hrtime();
   rc = password_verify(u.password_hash, j->req.password, j->req.password_len);
   hash_timed(j, t0);
@@ -267,10 +276,16 @@ static void work_refresh(users_job_t *j) {
     j->err = USERS_E_INVALID_REFRESH;
     return;
   }
-  if (rc < 0) return store_failed(j, "refresh_get", rc);
+  if (rc < 0) {
+    store_failed(j, "refresh_get", rc);
+    return;
+  }
   /* Used before revoked: a replayed rotated token is theft whatever else
    * happened to its family since. */
-  if (r.used) return reuse_detected(j, &r);
+  if (r.used) {
+    reuse_detected(j, &r);
+    return;
+  }
   if (r.revoked || r.expires_at <= now_ms()) {
     j->err = USERS_E_INVALID_REFRESH;
     return;
@@ -281,7 +296,10 @@ static void work_refresh(users_job_t *j) {
     j->err = USERS_E_INVALID_REFRESH;
     return;
   }
-  if (rc < 0) return store_failed(j, "user_by_id", rc);
+  if (rc < 0) {
+    store_failed(j, "user_by_id", rc);
+    return;
+  }
   issue(j, &u, r.family, h);
   /* Two refreshes with one token race inside refresh_rotate, which is
    * atomic: the loser gets -EALREADY and revokes the family, the safe
@@ -303,10 +321,12 @@ static void issue(users_job_t *j, const user_rec_t *u, const uint8_t *family,
   }
   rc = old_hash ? st->ops->refresh_rotate(st, old_hash, &sess.rec)
                 : st->ops->refresh_insert(st, &sess.rec);
-  if (rc == -EALREADY) {
+  if (rc == -ENOENT && !old_hash) {
+    j->err = USERS_E_INVALID_CREDENTIALS; /* the user was deleted since the lookup */
+  } else if (old_hash && rc == -EALREADY) {
     j->err = USERS_E_REFRESH_REUSED;
-  } else if (rc == -ENOENT || rc == -EACCES) {
-    j->err = USERS_E_INVALID_REFRESH; /* revoked or purged since refresh_get */
+  } else if (old_hash && (rc == -ENOENT || rc == -EACCES)) {
+    j->err = USERS_E_INVALID_REFRESH; /* revoked, purged or user deleted since refresh_get */
   } else if (rc < 0) {
     store_failed(j, old_hash ? "refresh_rotate" : "refresh_insert", rc);
   } else {
@@ -322,7 +342,10 @@ static void work_logout(users_job_t *j) {
   users_refresh_hash(j->req.refresh, h);
   int rc = st->ops->refresh_revoke(st, h);
   /* Unknown is fine: logging out twice, or after expiry, is still out. */
-  if (rc < 0 && rc != -ENOENT) return store_failed(j, "refresh_revoke", rc);
+  if (rc < 0 && rc != -ENOENT) {
+    store_failed(j, "refresh_revoke", rc);
+    return;
+  }
   buf_append_str(&j->out, "{\"ok\":true}");
 }
 
@@ -335,7 +358,10 @@ static void work_get(users_job_t *j) {
     j->err = USERS_E_NOT_FOUND;
     return;
   }
-  if (rc < 0) return store_failed(j, "user_get", rc);
+  if (rc < 0) {
+    store_failed(j, "user_get", rc);
+    return;
+  }
   reply_user(j, &u);
 }
 
