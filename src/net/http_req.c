@@ -114,6 +114,9 @@ void http_req_finish(http_req_t *r, int status) {
   http_req_record(r, status);
   net_conn_t *c = r->conn;
   bool keep = r->keep_alive;
+  /* The connection must not hold the request past this point: closing it
+   * (below, or later) would free it again. */
+  if (c && c->state != CONN_WS && c->u.http.req == r) c->u.http.req = NULL;
   http_req_free(r);
   if (!c) return;
   if (!keep)

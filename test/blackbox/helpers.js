@@ -45,14 +45,28 @@ function sanitizerReport(stderr) {
   return SANITIZER_MARKERS.some((m) => stderr.includes(m));
 }
 
-/* Runs `storm <args>` to completion (for usage / flag errors). env replaces the whole environment. */
-function runStorm(args, { timeoutMs = 5000, env } = {}) {
+/* The useful part of a crash log: the sanitizer's headline and first frames, or the tail. */
+function crashExcerpt(stderr, lines = 30) {
+  const all = stderr.split('\n');
+  const i = all.findIndex((l) => SANITIZER_MARKERS.some((m) => l.includes(m)));
+  if (i >= 0) return all.slice(i, i + lines).join('\n');
+  return stderr.length > 1500 ? '…' + stderr.slice(-1500) : stderr;
+}
+
+/*
+ * Runs `storm <args>` to completion (usage errors, operator commands).
+ * env replaces the whole environment (default: the test key + ours);
+ * input is written to stdin.
+ */
+function runStorm(args, { timeoutMs = 10000, env, input } = {}) {
   return new Promise((resolve, reject) => {
-    const p = spawn(STORM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env || { ...TEST_ENV, ...process.env } });
+    const p = spawn(STORM_BIN, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env || { ...TEST_ENV, ...process.env } });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
+    p.stdin.on('error', () => {});
+    p.stdin.end(input || '');
     const t = setTimeout(() => {
       p.kill('SIGKILL');
       reject(new Error(`storm ${args.join(' ')} did not exit within ${timeoutMs} ms`));
@@ -63,6 +77,24 @@ function runStorm(args, { timeoutMs = 5000, env } = {}) {
       resolve({ code, signal, stdout: out, stderr: err });
     });
   });
+}
+
+/*
+ * /ws needs an access token. The operator commands make one without going
+ * through the HTTP API (whose own tests are elsewhere): `storm user create`
+ * then `storm token`, on the server's data directory and key.
+ */
+const WS_USER = 'bbuser';
+async function mintToken(dataDir, env) {
+  const e = env ? { ...TEST_ENV, ...process.env, ...env } : undefined;
+  const c = await runStorm(['user', 'create', WS_USER, '--data', dataDir], { env: e, input: 'blackbox-password-123\n' });
+  if (c.code !== 0 || sanitizerReport(c.stderr)) throw new Error(`storm user create failed: ${JSON.stringify(c)}`);
+  const t = await runStorm(['token', '--user', WS_USER, '--data', dataDir], { env: e });
+  const token = t.stdout.trim();
+  if (t.code !== 0 || sanitizerReport(t.stderr) || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) {
+    throw new Error(`storm token failed: ${JSON.stringify(t)}`);
+  }
+  return token;
 }
 
 class StormServer {
@@ -104,8 +136,10 @@ class StormServer {
     return `http://127.0.0.1:${this.port}${p}`;
   }
 
-  wsUrl(p = '/ws') {
-    return `ws://127.0.0.1:${this.port}${p}`;
+  /* The /ws URL, with this server's access token unless withToken is false. */
+  wsUrl(p = '/ws', withToken = true) {
+    const q = withToken && this.token ? `${p.includes('?') ? '&' : '?'}access_token=${this.token}` : '';
+    return `ws://127.0.0.1:${this.port}${p}${q}`;
   }
 
   async waitListening(timeoutMs = 5000) {
@@ -172,10 +206,31 @@ class StormServer {
 /*
  * Starts `storm serve --port 0 --data <tmp> ...args` and waits for its port.
  * --shutdown-timeout 3s is added unless args name one, so stop() stays fast.
+ * token (default true): a user is created first and srv.token holds an
+ * access token for it.
  */
-async function startServer(args = [], { env } = {}) {
+const live = new Set();
+
+/*
+ * SIGKILLs servers a failed test left running (they would keep the test
+ * file's process alive forever). Returns how many there were.
+ */
+function killStragglers() {
+  let n = 0;
+  for (const s of live) {
+    if (!s.exit) {
+      s.stopping = true;
+      s.proc.kill('SIGKILL');
+      n++;
+    }
+  }
+  return n;
+}
+
+async function startServer(args = [], { env, token = true } = {}) {
   if (!fs.existsSync(STORM_BIN)) throw new Error(`no binary at ${STORM_BIN} (run make, or set STORM_BIN)`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-bb-'));
+  const tok = token ? await mintToken(dataDir, env) : null;
   const full = ['serve', '--port', '0', '--data', dataDir];
   if (!args.includes('--shutdown-timeout')) full.push('--shutdown-timeout', '3s');
   full.push(...args);
@@ -184,6 +239,9 @@ async function startServer(args = [], { env } = {}) {
     env: { ...TEST_ENV, ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1', ...(env || {}) },
   });
   const s = new StormServer(proc, dataDir);
+  s.token = tok;
+  live.add(s);
+  proc.on('exit', () => live.delete(s));
   await s.waitListening(5000);
   return s;
 }
@@ -230,20 +288,22 @@ function serverFixture(args = [], opts = {}) {
     start: async () => {
       fx.srv = await startServer(args, opts);
     },
-    check: async () => {
+    check: async (t) => {
       if (!fx.srv || fx.srv.stopping) return;
       if (await probeAlive(fx.srv)) return;
       const dead = fx.srv;
       const r = await dead.terminate('SIGKILL', 3000).catch(() => ({}));
       const what = `server stopped answering during this test (exit ${JSON.stringify({ code: r.code, signal: r.signal })})`;
-      fx.crashes.push(what);
+      /* The test may have failed already (then this hook's error is not shown): keep the evidence for finish(). */
+      fx.crashes.push(`test "${t && t.name}": ${what}:\n${crashExcerpt(dead.stderr)}`);
       fs.rmSync(dead.dataDir, { recursive: true, force: true });
       fx.srv = await startServer(args, opts);
       throw new Error(`${what}; a fresh server runs the next tests. stderr:\n${dead.tail(6000)}`);
     },
     finish: async () => {
       if (fx.srv) await fx.srv.stop();
-      if (fx.crashes.length) throw new Error(`server crashed ${fx.crashes.length} time(s) in this file: ${fx.crashes.join('; ')}`);
+      killStragglers();
+      if (fx.crashes.length) throw new Error(`server crashed ${fx.crashes.length} time(s) in this file:\n${fx.crashes.join('\n---\n')}`);
     },
   };
   return fx;
@@ -559,21 +619,22 @@ function wsAccept(key) {
   return crypto.createHash('sha1').update(key + WS_GUID).digest('base64');
 }
 
-function handshakeRequest({ key = WS_KEY, version = '13', extra = '', omitKey = false, path: p = '/ws' } = {}) {
+function handshakeRequest({ key = WS_KEY, version = '13', extra = '', omitKey = false, path: p = '/ws', token, httpVersion = '1.1' } = {}) {
+  const q = token ? `?access_token=${token}` : '';
   return (
-    `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `GET ${p}${q} HTTP/${httpVersion}\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     (omitKey ? '' : `Sec-WebSocket-Key: ${key}\r\n`) +
     `Sec-WebSocket-Version: ${version}\r\n${extra}\r\n`
   );
 }
 
 /*
- * Opens a raw WebSocket: checks the 101 and the accept key, reads the hello
- * frame. Returns {sock, hello}.
+ * Opens a raw WebSocket to srv (a StormServer: its port and token): checks
+ * the 101 and the accept key, reads the hello frame. Returns {sock, hello}.
  */
-async function wsConnectRaw(port, { readHello = true } = {}) {
-  const sock = await RawSocket.connect(port);
-  await sock.write(handshakeRequest());
+async function wsConnectRaw(srv, { readHello = true } = {}) {
+  const sock = await RawSocket.connect(srv.port);
+  await sock.write(handshakeRequest({ token: srv.token }));
   const res = await sock.readResponse();
   if (res.status !== 101) throw new Error(`handshake not answered with 101: ${show(res.raw)}`);
   if (res.header('sec-websocket-accept') !== wsAccept(WS_KEY)) throw new Error(`bad Sec-WebSocket-Accept in ${show(res.raw)}`);
@@ -859,8 +920,11 @@ module.exports = {
   sleep,
   show,
   sanitizerReport,
+  crashExcerpt,
   TEST_ENV,
   runStorm,
+  mintToken,
+  killStragglers,
   startServer,
   serverFixture,
   probeAlive,

@@ -4,7 +4,7 @@
  * SIGTERM with live WebSockets, usage errors and --help, SO_REUSEPORT.
  * Each test starts its own server(s).
  */
-const { test } = require('node:test');
+const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const {
   startServer,
@@ -17,7 +17,14 @@ const {
   sanitizerReport,
   httpGet,
   sleep,
+  killStragglers,
 } = require('./helpers');
+
+/* A test that failed half-way must not leave a server keeping this file alive. */
+after(() => {
+  const n = killStragglers();
+  if (n) throw new Error(`${n} server(s) were still running at the end of the file (killed)`);
+});
 
 test('SIGTERM with 2 WebSocket clients: both get close 1001, exit 0 within --shutdown-timeout 3s', async () => {
   const srv = await startServer(['--shutdown-timeout', '3s']);
@@ -46,8 +53,9 @@ test('SIGTERM with 2 WebSocket clients: both get close 1001, exit 0 within --shu
 
 test('SIGTERM with a raw WebSocket that never answers the close: gets 1001, exit 0 within --shutdown-timeout 3s', async () => {
   const srv = await startServer(['--shutdown-timeout', '3s']);
-  const { sock } = await wsConnectRaw(srv.port);
+  let sock;
   try {
+    ({ sock } = await wsConnectRaw(srv));
     const r = await srv.terminate('SIGTERM', 5000);
     assert.equal(r.killed, false, `still running 5 s after SIGTERM; stderr:\n${srv.tail()}`);
     assert.ok(r.ms <= 3500, `exit took ${r.ms} ms, --shutdown-timeout is 3 s`);
@@ -56,15 +64,16 @@ test('SIGTERM with a raw WebSocket that never answers the close: gets 1001, exit
     assert.equal(close.code, 1001, JSON.stringify(frameSummary(close)));
     assert.ok(await sock.waitClosed(1000), 'TCP still open after the process exited');
   } finally {
-    sock.destroy();
+    if (sock) sock.destroy();
     await srv.stop();
   }
 });
 
 test('SIGTERM with an idle keep-alive HTTP connection: closed, exit 0 quickly', async () => {
-  const srv = await startServer(['--shutdown-timeout', '3s']);
-  const s = await RawSocket.connect(srv.port);
+  const srv = await startServer(['--shutdown-timeout', '3s'], { token: false });
+  let s;
   try {
+    s = await RawSocket.connect(srv.port);
     await s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal((await s.readResponse()).status, 200);
     const r = await srv.terminate('SIGTERM', 5000);
@@ -72,7 +81,7 @@ test('SIGTERM with an idle keep-alive HTTP connection: closed, exit 0 quickly', 
     assert.ok(r.ms < 2000, `an idle keep-alive connection held shutdown for ${r.ms} ms`);
     assert.ok(await s.waitClosed(1000), 'idle connection not closed by shutdown');
   } finally {
-    s.destroy();
+    if (s) s.destroy();
     await srv.stop();
   }
 });

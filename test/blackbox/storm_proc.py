@@ -34,23 +34,45 @@ def show(b, limit=600):
     return f"{r} ({len(b)} bytes)"
 
 
+def storm_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    # `serve` needs a session-token key (32+ bytes) unless --dev: a
+    # throwaway one, through the environment as advised for secrets.
+    if not env.get("STORM_JWT_SECRET"):
+        env["STORM_JWT_SECRET"] = "blackbox-tests-only-not-a-secret-0123456789"
+    return env
+
+
+def mint_token(data_dir, user="bbuser"):
+    """/ws needs an access token: `storm user create` then `storm token` on the
+    server's data directory and key (the operator path, not the HTTP API)."""
+    env = storm_env()
+    c = subprocess.run([STORM_BIN, "user", "create", user, "--data", data_dir], input=b"blackbox-password-123\n",
+                       capture_output=True, env=env, timeout=10)
+    err = c.stderr.decode(errors="replace")
+    assert c.returncode == 0 and not any(m in err for m in SANITIZER_MARKERS), f"storm user create: {c}"
+    t = subprocess.run([STORM_BIN, "token", "--user", user, "--data", data_dir], capture_output=True, env=env,
+                       timeout=10)
+    token = t.stdout.decode().strip()
+    err = t.stderr.decode(errors="replace")
+    assert t.returncode == 0 and re.match(r"^[\w-]+\.[\w-]+\.[\w-]+$", token) and \
+        not any(m in err for m in SANITIZER_MARKERS), f"storm token: {t}"
+    return token
+
+
 class StormProcess:
-    def __init__(self, args=()):
+    def __init__(self, args=(), token=True):
         if not os.path.exists(STORM_BIN):
             raise RuntimeError(f"no binary at {STORM_BIN} (run make, or set STORM_BIN)")
         self.data_dir = tempfile.mkdtemp(prefix="storm-bb-py-")
+        self.token = mint_token(self.data_dir) if token else None
         full = [STORM_BIN, "serve", "--port", "0", "--data", self.data_dir]
         if "--shutdown-timeout" not in args:
             full += ["--shutdown-timeout", "3s"]
         full += list(args)
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        # `serve` needs a session-token key (32+ bytes) unless --dev: a
-        # throwaway one, through the environment as advised for secrets.
-        if not env.get("STORM_JWT_SECRET"):
-            env["STORM_JWT_SECRET"] = "blackbox-tests-only-not-a-secret-0123456789"
         self.proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env)
+                                     stderr=subprocess.PIPE, env=storm_env())
         self._lines = []
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
@@ -283,16 +305,18 @@ def ws_accept(key):
     return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
 
 
-def handshake_request(version="13", omit_key=False):
-    return ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+def handshake_request(version="13", omit_key=False, token=None):
+    q = f"?access_token={token}" if token else ""
+    return (f"GET /ws{q} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + ("" if omit_key else f"Sec-WebSocket-Key: {WS_KEY}\r\n")
             + f"Sec-WebSocket-Version: {version}\r\n\r\n")
 
 
-def ws_connect_raw(port, rcvbuf=None, read_hello=True):
-    """Raw WebSocket: 101 checked, hello consumed. Returns (conn, hello)."""
-    c = RawConn(port, rcvbuf=rcvbuf)
-    c.send(handshake_request())
+def ws_connect_raw(srv, rcvbuf=None, read_hello=True):
+    """Raw WebSocket to srv (a StormProcess: port and token): 101 checked,
+    hello consumed. Returns (conn, hello)."""
+    c = RawConn(srv.port, rcvbuf=rcvbuf)
+    c.send(handshake_request(token=srv.token))
     r = c.read_response()
     assert r["status"] == 101, f"handshake not answered 101: {show(r['raw'])}"
     assert r["headers"].get("sec-websocket-accept") == ws_accept(WS_KEY), show(r["raw"])

@@ -58,7 +58,7 @@ class WsTestBase(unittest.IsolatedAsyncioTestCase):
 
     @property
     def url(self):
-        return f"ws://127.0.0.1:{self.srv.port}/ws"
+        return f"ws://127.0.0.1:{self.srv.port}/ws?access_token={self.srv.token}"
 
     async def connect(self, **kw):
         ws = await websockets.connect(self.url, **kw)
@@ -178,7 +178,7 @@ class WsPythonTest(WsTestBase):
     # --------------------------------------------------- raw: heartbeat/idle
 
     def test_server_ping_then_idle_close_1001(self):
-        c, _ = ws_connect_raw(self.srv.port)
+        c, _ = ws_connect_raw(self.srv)
         try:
             t0 = time.monotonic()
             f = c.read_frame(2.6)
@@ -193,10 +193,16 @@ class WsPythonTest(WsTestBase):
 
     # ------------------------------------------------------ raw: handshake
 
+    async def test_handshake_without_token_401(self):
+        with self.assertRaises(websockets.exceptions.InvalidStatusCode) as cm:
+            await websockets.connect(f"ws://127.0.0.1:{self.srv.port}/ws")
+        self.assertEqual(cm.exception.status_code, 401)
+        await self.assert_still_serving()
+
     def test_handshake_without_key_400(self):
         c = RawConn(self.srv.port)
         try:
-            c.send(handshake_request(omit_key=True))
+            c.send(handshake_request(omit_key=True, token=self.srv.token))
             r = c.read_response()
             self.assertEqual(r["status"], 400, show(r["raw"]))
             self.assertIsInstance(json.loads(r["body"])["error"]["code"], str)
@@ -206,7 +212,7 @@ class WsPythonTest(WsTestBase):
     def test_handshake_version_8_426(self):
         c = RawConn(self.srv.port)
         try:
-            c.send(handshake_request(version="8"))
+            c.send(handshake_request(version="8", token=self.srv.token))
             r = c.read_response()
             self.assertEqual(r["status"], 426, show(r["raw"]))
             self.assertEqual(r["headers"].get("sec-websocket-version"), "13", show(r["raw"]))
@@ -218,7 +224,7 @@ class WsPythonTest(WsTestBase):
 
     async def expect_close(self, frames, code):
         def run():
-            c, _ = ws_connect_raw(self.srv.port)
+            c, _ = ws_connect_raw(self.srv)
             try:
                 for f in frames:
                     c.send(f)
@@ -263,7 +269,7 @@ class WsPythonTest(WsTestBase):
 
     async def test_raw_fragmented_echo(self):
         def run():
-            c, _ = ws_connect_raw(self.srv.port)
+            c, _ = ws_connect_raw(self.srv)
             try:
                 msg = json.dumps({"op": "echo", "data": "é", "ref": "r"}, ensure_ascii=False).encode()
                 cut = msg.index(b"\xc3") + 1  # split inside the two-byte character
@@ -282,7 +288,7 @@ class SlowConsumerTest(WsTestBase):
     async def test_slow_consumer_closed_others_fast(self):
         port = self.srv.port
         before = await asyncio.to_thread(metric, port, "storm_ws_slow_consumer_closes_total")
-        slow, _ = await asyncio.to_thread(ws_connect_raw, port, 4096)
+        slow, _ = await asyncio.to_thread(ws_connect_raw, self.srv, 4096)
         data = "x" * (16 * 1024)
         state = {"sent": 0, "error": None}
         stop = threading.Event()

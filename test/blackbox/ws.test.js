@@ -154,7 +154,7 @@ test('client close 1000 → the server echoes close 1000', async () => {
 });
 
 test('client close 1000 over raw TCP → the server echoes a 1000 close frame and closes TCP', async () => {
-  const { sock } = await wsConnectRaw(fx.port);
+  const { sock } = await wsConnectRaw(fx.srv);
   try {
     await sock.write(buildFrame({ opcode: 0x8, payload: closePayload(1000, 'bye') }));
     const { close } = await sock.readUntilClose(3000);
@@ -206,7 +206,7 @@ test('slow consumer (--ws-outbuf-limit 64k): a reader that never reads is closed
       hs = Buffer.concat([hs, d]);
       if (hs.includes('\r\n\r\n')) resolve();
     });
-    sock.write(handshakeRequest());
+    sock.write(handshakeRequest({ token: fx.srv.token }));
   });
   assert.match(hs.toString('latin1'), /^HTTP\/1\.1 101 /, show(hs));
   sock.pause();

@@ -45,7 +45,7 @@ async function assertWsStillServing() {
  * and the TCP connection to end. Returns the close frame.
  */
 async function expectClose(bytes, code, what) {
-  const { sock } = await wsConnectRaw(fx.port);
+  const { sock } = await wsConnectRaw(fx.srv);
   try {
     for (const b of Array.isArray(bytes) ? bytes : [bytes]) await sock.write(b);
     const { close, before: earlier } = await sock.readUntilClose(3000);
@@ -65,10 +65,66 @@ async function expectClose(bytes, code, what) {
 const text = (s, o = {}) => buildFrame({ opcode: 0x1, payload: s, ...o });
 const PING_OP = JSON.stringify({ op: 'ping', ref: 1 });
 
+test('handshake without an access token → 401 JSON error with WWW-Authenticate: Bearer', async () => {
+  const s = await RawSocket.connect(fx.port);
+  try {
+    await s.write(handshakeRequest());
+    const r = await s.readResponse();
+    assert.equal(r.status, 401, show(r.raw));
+    assert.match(r.header('www-authenticate') || '', /^Bearer\b/, show(r.raw));
+    errorBody(r);
+  } finally {
+    s.destroy();
+  }
+  await assertWsStillServing();
+});
+
+test('handshake with a forged access token → 401', async () => {
+  const t = fx.srv.token.split('.');
+  const sig = t[2];
+  const forged = `${t[0]}.${t[1]}.${(sig[0] === 'A' ? 'B' : 'A') + sig.slice(1)}`;
+  for (const tok of [forged, 'not-a-jwt']) {
+    const s = await RawSocket.connect(fx.port);
+    try {
+      await s.write(handshakeRequest({ token: tok }));
+      const r = await s.readResponse();
+      assert.equal(r.status, 401, `token ${tok}: ${show(r.raw)}`);
+      errorBody(r);
+    } finally {
+      s.destroy();
+    }
+  }
+  await assertWsStillServing();
+});
+
+test('the token in Authorization: Bearer works as well as ?access_token=', async () => {
+  const s = await RawSocket.connect(fx.port);
+  try {
+    await s.write(handshakeRequest({ extra: `Authorization: Bearer ${fx.srv.token}\r\n` }));
+    const r = await s.readResponse();
+    assert.equal(r.status, 101, show(r.raw));
+  } finally {
+    s.destroy();
+  }
+});
+
+test('WebSocket handshake over HTTP/1.0 → 400', async () => {
+  const s = await RawSocket.connect(fx.port);
+  try {
+    await s.write(handshakeRequest({ token: fx.srv.token, httpVersion: '1.0' }));
+    const r = await s.readResponse();
+    assert.equal(r.status, 400, show(r.raw));
+    errorBody(r);
+  } finally {
+    s.destroy();
+  }
+  await assertWsStillServing();
+});
+
 test('handshake without Sec-WebSocket-Key → 400 JSON error', async () => {
   const s = await RawSocket.connect(fx.port);
   try {
-    await s.write(handshakeRequest({ omitKey: true }));
+    await s.write(handshakeRequest({ omitKey: true, token: fx.srv.token }));
     const r = await s.readResponse();
     assert.equal(r.status, 400, show(r.raw));
     errorBody(r);
@@ -81,7 +137,7 @@ test('handshake without Sec-WebSocket-Key → 400 JSON error', async () => {
 test('handshake with Sec-WebSocket-Version: 8 → 426 with Sec-WebSocket-Version: 13', async () => {
   const s = await RawSocket.connect(fx.port);
   try {
-    await s.write(handshakeRequest({ version: '8' }));
+    await s.write(handshakeRequest({ version: '8', token: fx.srv.token }));
     const r = await s.readResponse();
     assert.equal(r.status, 426, show(r.raw));
     assert.equal(r.header('sec-websocket-version'), '13', show(r.raw));
@@ -93,7 +149,7 @@ test('handshake with Sec-WebSocket-Version: 8 → 426 with Sec-WebSocket-Version
 });
 
 test('raw session sanity: a masked ping op is answered (so the failures below are about the bad frame)', async () => {
-  const { sock, hello } = await wsConnectRaw(fx.port);
+  const { sock, hello } = await wsConnectRaw(fx.srv);
   try {
     assert.equal(hello.op, 'hello');
     await sock.write(text(PING_OP));
@@ -152,7 +208,7 @@ test('message over 1024 across fragments (each under the limit) → close 1009',
 });
 
 test('a message of exactly 1024 bytes is accepted', async () => {
-  const { sock } = await wsConnectRaw(fx.port);
+  const { sock } = await wsConnectRaw(fx.srv);
   try {
     const head = '{"op":"echo","ref":5,"data":"';
     const msg = head + 'z'.repeat(1024 - head.length - 2) + '"}';
@@ -179,7 +235,7 @@ test('invalid UTF-8 split across fragments → close 1007', async () => {
 });
 
 test('valid UTF-8 character split across fragments is accepted', async () => {
-  const { sock } = await wsConnectRaw(fx.port);
+  const { sock } = await wsConnectRaw(fx.srv);
   try {
     const msg = Buffer.from(JSON.stringify({ op: 'echo', data: 'é', ref: 'u' }), 'utf8');
     const cut = msg.indexOf(0xc3) + 1; /* between C3 and A9 */
@@ -205,7 +261,7 @@ test('close frame with a 1-byte payload → close 1002', async () => {
 });
 
 test('close frame with no payload → the server answers a close (no code, or 1000)', async () => {
-  const { sock } = await wsConnectRaw(fx.port);
+  const { sock } = await wsConnectRaw(fx.srv);
   try {
     await sock.write(buildFrame({ opcode: 0x8 }));
     const { close } = await sock.readUntilClose(3000);
@@ -217,7 +273,7 @@ test('close frame with no payload → the server answers a close (no code, or 10
 });
 
 test('frames split byte by byte across TCP writes are reassembled', async () => {
-  const { sock } = await wsConnectRaw(fx.port);
+  const { sock } = await wsConnectRaw(fx.srv);
   try {
     const f = text(PING_OP);
     for (const b of f) {

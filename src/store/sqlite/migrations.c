@@ -31,8 +31,72 @@ static const char m1_users[] =
     "CREATE INDEX refresh_tokens_expires_at ON refresh_tokens(expires_at);"
     "CREATE INDEX refresh_tokens_user_id ON refresh_tokens(user_id);";
 
+/* 2: channels, memberships and messages (messages service; contract in
+ * store/messages_store.h, storage decisions in messages_sqlite.h).
+ * channels holds both kinds. CHECKs pin each kind's shape: a channel has a
+ * name and no user pair; a DM has no name, is private and stores its pair
+ * ordered (dm_lo <= dm_hi), and UNIQUE(dm_lo, dm_hi) is what makes
+ * dm_get_or_create race-safe (NULL pairs of channels never collide). Names
+ * are unique among kind 'channel' only (partial index), byte-wise.
+ * channels_public serves the paginated public list without scanning DMs,
+ * which will outnumber channels; channels_owner serves ON DELETE SET NULL.
+ * last_seq is written only by the group-commit writer, in the transaction
+ * that inserts the messages, so it is always the highest committed seq.
+ * members: WITHOUT ROWID because the pair is the key and rows are small;
+ * members_user serves "my channels". Users' deletion cascades to their
+ * memberships; channel deletion cascades to members and messages.
+ * messages: id is the snowflake (INTEGER PRIMARY KEY, so rows append at the
+ * end of the table's b-tree as ids grow); UNIQUE(channel_id, seq) is both
+ * the page index and the guard against a second seq writer. author_id has
+ * no foreign key on purpose: history outlives accounts, and a user's
+ * deletion must not be blocked or cascade into other people's channels.
+ * messages_nonce is partial: messages without a nonce cost no index entry;
+ * NULL nonces never collide. */
+static const char m2_messages[] =
+    "CREATE TABLE channels("
+    " id INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL CHECK (kind IN ('channel', 'dm')),"
+    " name TEXT,"
+    " topic TEXT NOT NULL DEFAULT '',"
+    " private INTEGER NOT NULL DEFAULT 0,"
+    " owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    " dm_lo INTEGER,"
+    " dm_hi INTEGER,"
+    " created_at INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL DEFAULT 0,"
+    " CHECK (kind = 'dm' OR (name IS NOT NULL AND dm_lo IS NULL AND dm_hi IS NULL)),"
+    " CHECK (kind = 'channel' OR (name IS NULL AND owner_id IS NULL AND private = 1"
+    "        AND dm_lo IS NOT NULL AND dm_hi IS NOT NULL AND dm_lo <= dm_hi)),"
+    " UNIQUE (dm_lo, dm_hi));"
+    "CREATE UNIQUE INDEX channels_name ON channels(name) WHERE kind = 'channel';"
+    "CREATE INDEX channels_public ON channels(id) WHERE kind = 'channel' AND private = 0;"
+    "CREATE INDEX channels_owner ON channels(owner_id);"
+    "CREATE TABLE members("
+    " channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,"
+    " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " joined_at INTEGER NOT NULL,"
+    " last_read_seq INTEGER NOT NULL DEFAULT 0,"
+    " muted INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (channel_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX members_user ON members(user_id, channel_id);"
+    "CREATE TABLE messages("
+    " id INTEGER PRIMARY KEY,"
+    " channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " author_id INTEGER NOT NULL,"
+    " body TEXT NOT NULL,"
+    " attachments TEXT,"
+    " nonce BLOB,"
+    " created_at INTEGER NOT NULL,"
+    " edited_at INTEGER NOT NULL DEFAULT 0,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (channel_id, seq));"
+    "CREATE UNIQUE INDEX messages_nonce ON messages(author_id, channel_id, nonce)"
+    " WHERE nonce IS NOT NULL;";
+
 const sqlite_migration_t sqlite_migrations[] = {
     {1, "users", m1_users},
+    {2, "messages", m2_messages},
 };
 
 const size_t sqlite_migrations_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0];

@@ -1,0 +1,116 @@
+// Benchmark (not a test), issue 3: does password hashing stall real-time delivery?
+//  1. logins/s: closed-loop logins (8 in flight) for D seconds with the default
+//     argon2id parameters (m=19 MiB, t=2) and --hash-concurrency 1 (one core hashes).
+//  2. WebSocket round trip ({"op":"ping"} -> "pong") p50/p99 over 1,000 connected
+//     clients, quiet, then again while a login storm of RATE logins/s runs.
+// Prints the numbers and the storm/quiet p99 ratio (target <= 2).
+//   usage: node bench/login-storm.js [clients=1000] [rate=50] [seconds=10]
+'use strict';
+const { spawn, execFileSync, execSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const http = require('node:http');
+const WebSocket = require('ws');
+
+const CLIENTS = Number(process.argv[2] || 1000);
+const RATE = Number(process.argv[3] || 50);
+const SECS = Number(process.argv[4] || 10);
+const ROOT = path.join(__dirname, '..');
+const bin = process.env.STORM_BIN || path.join(ROOT, 'build/release/storm');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+function post(port, p, body) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = http.request({ host: '127.0.0.1', port, path: p, method: 'POST', agent,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
+      let b = ''; res.on('data', (d) => (b += d)); res.on('end', () => resolve({ status: res.statusCode, body: b }));
+    });
+    req.on('error', reject); req.end(data);
+  });
+}
+
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))]; };
+
+async function pingRound(socks, seconds) {
+  // Each client pings once per second, spread evenly; collect RTTs in ms.
+  const rtts = [];
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(socks.map(async (ws, i) => {
+    await sleep((i / socks.length) * 1000);
+    while (Date.now() < end) {
+      const t0 = process.hrtime.bigint();
+      await new Promise((resolve) => { ws.once('message', () => resolve()); ws.send('{"op":"ping"}'); });
+      rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      await sleep(1000);
+    }
+  }));
+  return rtts;
+}
+
+async function main() {
+  if (!process.env.STORM_BIN) execSync('make -s BUILD=release', { cwd: ROOT, stdio: 'inherit' });
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-login-'));
+  const env = { ...process.env, STORM_JWT_SECRET: 'bench-only-secret-0123456789abcdef0123456789' };
+  const srv = spawn(bin, ['serve', '--port', '0', '--data', data, '--log-level', 'warn', '--auth-rate', '100000', '--auth-burst', '100000'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const port = await new Promise((resolve, reject) => {
+    let acc = ''; srv.stderr.on('data', (d) => { acc += d; const m = /listening on [^:]+:(\d+)/.exec(acc); if (m) resolve(Number(m[1])); });
+    srv.on('exit', (c) => reject(new Error('storm exited ' + c)));
+    setTimeout(() => reject(new Error('no listening line: ' + acc)), 5000);
+  });
+  try {
+    // Users for the storm.
+    const USERS = 20;
+    for (let i = 0; i < USERS; i++) {
+      const r = await post(port, '/auth/register', { username: `bench${i}`, password: 'bench-password' });
+      if (r.status !== 201) throw new Error('register ' + r.status + ' ' + r.body);
+    }
+    // 1. Throughput.
+    let done = 0, fails = 0;
+    const until = Date.now() + SECS * 1000;
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+      while (Date.now() < until) {
+        const r = await post(port, '/auth/login', { username: `bench${w}`, password: 'bench-password' });
+        if (r.status === 200) done++; else fails++;
+      }
+    }));
+    const lps = done / ((Date.now() - t0) / 1000);
+    // 2. Round trips.
+    const login = JSON.parse((await post(port, '/auth/login', { username: 'bench0', password: 'bench-password' })).body);
+    const socks = [];
+    for (let i = 0; i < CLIENTS; i += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, CLIENTS - i) }, () => new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?access_token=${login.access_token}`);
+        ws.once('message', () => { socks.push(ws); resolve(); }); // hello
+        ws.once('error', reject);
+      })));
+    }
+    const quiet = await pingRound(socks, SECS);
+    let stormOk = 0, stormFail = 0, stop = false;
+    const storm = (async () => {
+      let i = 0;
+      while (!stop) {
+        const k = i++ % USERS;
+        post(port, '/auth/login', { username: `bench${k}`, password: 'bench-password' })
+          .then((r) => (r.status === 200 ? stormOk++ : stormFail++), () => stormFail++);
+        await sleep(1000 / RATE);
+      }
+    })();
+    const busy = await pingRound(socks, SECS);
+    stop = true; await storm; await sleep(2000);
+    for (const ws of socks) ws.terminate();
+
+    console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0].model}), server and client on the same machine`);
+    console.log(`argon2id m=19 MiB t=2 p=1, --hash-concurrency 1`);
+    console.log(`logins/s (closed loop, 8 in flight, ${SECS}s): ${lps.toFixed(1)}  (failures ${fails})`);
+    console.log(`WS ping RTT, ${socks.length} clients x 1/s, quiet : p50 ${pct(quiet, 50).toFixed(2)} ms  p99 ${pct(quiet, 99).toFixed(2)} ms  (n=${quiet.length})`);
+    console.log(`WS ping RTT, during ${RATE} logins/s           : p50 ${pct(busy, 50).toFixed(2)} ms  p99 ${pct(busy, 99).toFixed(2)} ms  (n=${busy.length}; logins ok ${stormOk}, failed ${stormFail})`);
+    console.log(`p99 ratio storm/quiet: ${(pct(busy, 99) / pct(quiet, 99)).toFixed(2)}`);
+  } finally {
+    srv.kill('SIGTERM');
+  }
+}
+main().catch((e) => { console.error(e); process.exit(1); });
