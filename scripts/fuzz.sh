@@ -11,6 +11,7 @@ make -s -j2 BUILD=fuzz fuzz-build
 mkdir -p build/fuzz/artifacts
 status=0
 for bin in build/fuzz/fuzz/fuzz_*; do
+  case $bin in *.d) continue ;; esac
   name=$(basename "$bin"); name=${name#fuzz_}
   scratch=$(mktemp -d)
   seeds=test/fuzz/corpus/$name

@@ -83,9 +83,12 @@
  * and its callback runs before close returns (from inside close, on the
  * loop thread); an append made during close (e.g. by a callback) fails
  * with -ESHUTDOWN; no callback runs after close returns. close may be
- * called from inside an append callback. Like any libuv handle owner, the
- * loop must run once more after close (the backend's uv_async_t is freed
- * in its close callback) before uv_loop_close.
+ * called from inside an append callback. No other call may be running on
+ * another thread when close starts, nor start later (the service stops
+ * its thread-pool work first); the callbacks close runs may use the store.
+ * Like any libuv handle owner, the loop must run once more after close
+ * (the backend's uv_async_t is freed in its close callback) before
+ * uv_loop_close.
  */
 #ifndef STORM_STORE_MESSAGES_STORE_H
 #define STORM_STORE_MESSAGES_STORE_H

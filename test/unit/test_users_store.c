@@ -745,14 +745,16 @@ static void t_sqlite_pragmas(void **state) {
 static void t_sqlite_migrations_once(void **state) {
   fx_t *f = *state;
   sqlite_db_t *db = open_ok(f->path);
-  assert_int_equal(q_int(db, "SELECT count(*) FROM schema_migrations"), 1);
-  assert_int_equal(q_int(db, "SELECT version FROM schema_migrations"), 1);
+  const int64_t nmig = (int64_t)sqlite_migrations_count;
+  const int last = sqlite_migrations[sqlite_migrations_count - 1].version;
+  assert_int_equal(q_int(db, "SELECT count(*) FROM schema_migrations"), nmig);
+  assert_int_equal(q_int(db, "SELECT min(version) FROM schema_migrations"), 1);
   char name[32];
-  q_text(db, "SELECT name FROM schema_migrations", name, sizeof name);
+  q_text(db, "SELECT name FROM schema_migrations WHERE version = 1", name, sizeof name);
   assert_string_equal(name, sqlite_migrations[0].name);
-  int64_t applied_at = q_int(db, "SELECT applied_at FROM schema_migrations");
+  int64_t applied_at = q_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1");
   assert_true(applied_at > 1600000000000); /* unix ms */
-  assert_int_equal(sqlite_db_schema_version(db), 1);
+  assert_int_equal(sqlite_db_schema_version(db), last);
   /* the tables and indexes of migration 1 exist */
   assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
                              "('users','refresh_tokens','refresh_tokens_family',"
@@ -763,8 +765,9 @@ static void t_sqlite_migrations_once(void **state) {
   sqlite_db_close(db);
 
   db = open_ok(f->path); /* re-open: a no-op */
-  assert_int_equal(q_int(db, "SELECT count(*) FROM schema_migrations"), 1);
-  assert_int_equal(q_int(db, "SELECT applied_at FROM schema_migrations"), applied_at);
+  assert_int_equal(q_int(db, "SELECT count(*) FROM schema_migrations"), nmig);
+  assert_int_equal(q_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1"),
+                   applied_at);
   sqlite_db_close(db);
   assert_non_null(strstr(logged(f), "applied migration 1"));
 }
@@ -782,34 +785,49 @@ static void t_sqlite_future_version_refused(void **state) {
   assert_non_null(strstr(err, "newer"));
 }
 
+/* The binary's own migrations followed by extra ones numbered after its
+ * last version (the database already records every binary migration, so
+ * a test list must contain them all). Returns the list length. */
+static size_t with_extra(sqlite_migration_t *out, const sqlite_migration_t *extra, size_t n) {
+  size_t k = sqlite_migrations_count;
+  memcpy(out, sqlite_migrations, k * sizeof *out);
+  memcpy(out + k, extra, n * sizeof *out);
+  return k + n;
+}
+
 static void t_sqlite_failing_migration(void **state) {
   fx_t *f = *state;
   sqlite_db_t *db = open_ok(f->path);
   char err[256];
+  const int last = sqlite_migrations[sqlite_migrations_count - 1].version;
+  sqlite_migration_t list[64];
   const sqlite_migration_t bad[] = {
-      sqlite_migrations[0],
-      {2, "bad", "CREATE TABLE t2(x); INSERT INTO no_such_table VALUES (1);"},
+      {last + 1, "bad", "CREATE TABLE t2(x); INSERT INTO no_such_table VALUES (1);"},
   };
-  assert_int_equal(sqlite_db_apply_migrations(db, bad, 2, err, sizeof err), -EIO);
-  assert_non_null(strstr(err, "migration 2 (bad)"));
+  size_t n = with_extra(list, bad, 1);
+  assert_int_equal(sqlite_db_apply_migrations(db, list, n, err, sizeof err), -EIO);
+  char want[64];
+  snprintf(want, sizeof want, "migration %d (bad)", last + 1);
+  assert_non_null(strstr(err, want));
   assert_non_null(strstr(err, "no_such_table"));
   /* rolled back: neither the table nor the record */
   assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 't2'"), 0);
-  assert_int_equal(sqlite_db_schema_version(db), 1);
+  assert_int_equal(sqlite_db_schema_version(db), last);
   assert_true(sqlite3_get_autocommit(sqlite_db_handle(db)));
 
   const sqlite_migration_t good[] = {
-      sqlite_migrations[0],
-      {2, "t2", "CREATE TABLE t2(x); INSERT INTO t2 VALUES (42);"},
-      {3, "t3", "CREATE TABLE t3(y);"},
+      {last + 1, "t2", "CREATE TABLE t2(x); INSERT INTO t2 VALUES (42);"},
+      {last + 2, "t3", "CREATE TABLE t3(y);"},
   };
-  assert_int_equal(sqlite_db_apply_migrations(db, good, 3, err, sizeof err), 2);
+  n = with_extra(list, good, 2);
+  assert_int_equal(sqlite_db_apply_migrations(db, list, n, err, sizeof err), 2);
   assert_int_equal(q_int(db, "SELECT x FROM t2"), 42);
-  assert_int_equal(sqlite_db_schema_version(db), 3);
-  assert_int_equal(sqlite_db_apply_migrations(db, good, 3, err, sizeof err), 0);
-  /* this binary knows only version 1 now */
+  assert_int_equal(sqlite_db_schema_version(db), last + 2);
+  assert_int_equal(sqlite_db_apply_migrations(db, list, n, err, sizeof err), 0);
+  /* this binary does not know them */
   assert_int_equal(sqlite_db_migrate(db, err, sizeof err), -ENOTSUP);
-  assert_non_null(strstr(err, "version 2 (t2)"));
+  snprintf(want, sizeof want, "version %d (t2)", last + 1);
+  assert_non_null(strstr(err, want));
   sqlite_db_close(db);
 }
 
@@ -828,9 +846,10 @@ static void t_sqlite_bad_migration_list(void **state) {
   assert_int_equal(sqlite_db_apply_migrations(db, nosql, 2, err, sizeof err), -EINVAL);
   assert_int_equal(sqlite_db_apply_migrations(db, NULL, 1, err, sizeof err), -EINVAL);
   assert_int_equal(sqlite_db_apply_migrations(NULL, sqlite_migrations, 1, err, sizeof err), -EINVAL);
-  /* an empty list cannot account for the recorded version 1 */
+  /* an empty list cannot account for the recorded versions */
   assert_int_equal(sqlite_db_apply_migrations(db, NULL, 0, err, sizeof err), -ENOTSUP);
-  assert_int_equal(sqlite_db_schema_version(db), 1);
+  assert_int_equal(sqlite_db_schema_version(db),
+                   sqlite_migrations[sqlite_migrations_count - 1].version);
   sqlite_db_close(db);
 }
 

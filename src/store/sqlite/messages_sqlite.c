@@ -41,7 +41,8 @@ static const char *const sql_text[MST_COUNT] = {
     /* The terms match the partial index channels_public. */
     [MST_CH_LIST_PUBLIC] = "SELECT " CH_COLS " FROM channels "
                            "WHERE kind = 'channel' AND private = 0 AND id > ? ORDER BY id LIMIT ?",
-    [MST_CH_LIST_USER] = "SELECT " CH_COLS_C ", m.channel_id, m.user_id, m.joined_at, m.last_read_seq, m.muted "
+    [MST_CH_LIST_USER] = "SELECT " CH_COLS_C ", "
+                         "m.channel_id, m.user_id, m.joined_at, m.last_read_seq, m.muted "
                          "FROM members m JOIN channels c ON c.id = m.channel_id "
                          "WHERE m.user_id = ? AND m.channel_id > ? "
                          "ORDER BY m.channel_id LIMIT ?",

@@ -51,6 +51,8 @@
  * sqlite3 shell, a backup) is handled by busy_timeout as before.
  *
  * Threads: open must run on the loop thread (uv_async_init); close too.
+ * A failed open has closed what it opened, but may leave a uv_async_t
+ * closing: run the loop once before uv_loop_close, as after close.
  * append may be called from any thread; callbacks run on the loop thread.
  *
  * Errors, beyond messages_store.h: -EIO also for a stored row beyond the
@@ -70,7 +72,7 @@
 typedef struct {
   uv_loop_t *loop;         /* where append callbacks run; required */
   unsigned node_id;        /* 0..MSG_NODE_ID_MAX, in every message id */
-  size_t batch_max;        /* 0: MESSAGES_SQLITE_BATCH_MAX */
+  size_t batch_max;        /* appends per transaction, ≤ 100000; 0: MESSAGES_SQLITE_BATCH_MAX */
   size_t queue_max;        /* 0: MESSAGES_SQLITE_QUEUE_MAX */
   int busy_timeout_ms;     /* writer connection; 0: SQLITE_DB_BUSY_TIMEOUT_MS */
 } messages_sqlite_opts_t;
