@@ -203,10 +203,8 @@ int cmd_serve(int argc, char **argv) {
            line.data ? line.data : "");
   buf_free(&line);
 
-  bool users = config_service_enabled(&app.cfg, "users");
-  if (users && (start_stores(&app) || start_users(&app))) return 1;
-  if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
-
+  /* Signals first: a SIGTERM that follows the "listening" line must find
+   * its handler, not kill the process. */
   uv_signal_init(app.loop, &app.sigterm);
   uv_signal_init(app.loop, &app.sigint);
   app.sigterm.data = app.sigint.data = &app;
@@ -214,6 +212,10 @@ int cmd_serve(int argc, char **argv) {
   uv_signal_start(&app.sigint, on_signal, SIGINT);
   uv_timer_init(app.loop, &app.hard_deadline);
   uv_unref((uv_handle_t *)&app.hard_deadline);
+
+  bool users = config_service_enabled(&app.cfg, "users");
+  if (users && (start_stores(&app) || start_users(&app))) return 1;
+  if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
 
   uv_run(app.loop, UV_RUN_DEFAULT);
 

@@ -168,7 +168,10 @@ class StormServer {
     this.stopping = true;
     const t0 = Date.now();
     this.proc.kill(sig);
-    let r = await Promise.race([this.exited, sleep(waitMs).then(() => null)]);
+    let timer;
+    const deadline = new Promise((resolve) => { timer = setTimeout(() => resolve(null), waitMs); });
+    let r = await Promise.race([this.exited, deadline]);
+    clearTimeout(timer); /* a pending timer would keep the test process alive */
     let killed = false;
     if (!r) {
       this.proc.kill('SIGKILL');
