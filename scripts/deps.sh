@@ -9,7 +9,7 @@ APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev   # compilers, libFuzzer + sanitizers
   libuv1-dev libjansson-dev libsodium-dev libssl-dev libsqlite3-dev  # runtime libraries
   libcmocka-dev                                          # C unit tests
-  nodejs npm python3 python3-websockets                  # black-box test clients
+  python3 python3-websockets                             # black-box test client
   wrk nginx-light curl procps                            # benchmark and tooling
 )
 
@@ -17,6 +17,10 @@ missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js may come from elsewhere than Debian (a nodesource build bundles npm
+# and conflicts with Debian's npm package): ask for the commands, not packages.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

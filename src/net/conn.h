@@ -97,6 +97,7 @@ struct net_server {
   void *drained_arg;
   int open_handles;             /* listener, flusher, sweeper: freed when 0 */
   net_chunk_t *ping_frame;      /* the shared heartbeat ping */
+  net_chunk_t *continue_100;    /* "HTTP/1.1 100 Continue", shared */
   char rbuf[65536];             /* the shared read buffer */
   /* metrics */
   metrics_family_t *m_requests, *m_duration;

@@ -18,8 +18,6 @@
 #include "core/log.h"
 #include "net/http_req.h"
 
-static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
 /* Re-points every slice of h from old to new (the head was copied). */
 static void head_rebase(http_request_head_t *h, const char *old, const char *nw) {
 #define REBASE(s) \
@@ -137,11 +135,7 @@ static bool begin_request(net_conn_t *c, const http_request_head_t *h, const cha
     dispatch(c);
     return true;
   }
-  if (h->expect_continue) {
-    static net_chunk_t *cont;
-    if (!cont) cont = net_chunk_copy(CONTINUE_100, sizeof CONTINUE_100 - 1);
-    if (cont) conn_enqueue(c, cont);
-  }
+  if (h->expect_continue && s->continue_100) conn_enqueue(c, s->continue_100);
   if (h->chunked) http_chunked_init(&c->u.http.chunked);
   c->state = CONN_HTTP_BODY;
   c->deadline_ms = server_now(s) + s->opts.body_timeout_ms;

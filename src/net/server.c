@@ -342,6 +342,8 @@ int net_server_start(uv_loop_t *loop, const net_server_opts_t *opts, net_server_
   /* The sweeper must not keep an otherwise finished loop alive. */
   uv_unref((uv_handle_t *)&s->sweeper);
   s->ping_frame = ws_frame_new(WS_OP_PING, NULL, 0);
+  static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  s->continue_100 = net_chunk_copy(cont, sizeof cont - 1);
   *out = s;
   return 0;
 
@@ -431,5 +433,6 @@ void net_server_free(net_server_t *s) {
   }
   http_router_free(s->router);
   net_chunk_unref(s->ping_frame);
+  net_chunk_unref(s->continue_100);
   free(s);
 }

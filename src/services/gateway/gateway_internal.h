@@ -6,6 +6,23 @@
 #include "core/ratelimit.h"
 #include "net/ws.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/gateway_bucket.h"
+#include "services/gateway/gateway_replay.h"
+#include "services/gateway/gateway_subs.h"
+
+/* Defaults of the gateway_opts_t fields left 0 (docs/protocol.md, Limits). */
+#define GW_DEFAULT_RESUME_LIMIT 1000
+#define GW_DEFAULT_SEND_RATE 10
+#define GW_DEFAULT_SEND_BURST 20
+#define GW_DEFAULT_MAX_CHANNELS 1000
+/* Live frames held per connection while it replays (all channels). */
+#define GW_RESUME_HOLD_MAX 2048
+/* Channels of one connection replaying at once; the others wait (held). */
+#define GW_RESUME_PARALLEL 4
+/* One typing event per channel per connection per this many ms. */
+#define GW_TYPING_INTERVAL_MS 2000
+/* Bus requests made for a WebSocket client. */
+#define GW_CALL_TIMEOUT_MS 10000
 
 struct gateway {
   net_server_t *server;
@@ -18,18 +35,62 @@ struct gateway {
   const jwt_keys_t *keys;
   ratelimit_t *auth_limit;
   const char *trusted_proxies;
+  gw_subs_t subs;          /* local channel and user subscriptions */
+  uint32_t resume_limit;   /* messages replayed per channel by resume */
+  float send_rate, send_burst; /* per-connection token bucket */
 };
 
-/* Per-connection session, in the connection's user area. */
+typedef struct gw_call gw_call_t;
+
+enum {
+  GW_SESS_LOADING = 0, /* upgraded; waiting for messages.channel.list */
+  GW_SESS_READY,       /* hello sent, subscribed */
+  GW_SESS_CLOSED,      /* on_close ran: nothing may be sent or linked */
+};
+
+/*
+ * Per-connection session, in the connection's user area (zeroed at
+ * accept). Kept small (~130 bytes): everything per channel lives in
+ * cs.chans (16 bytes a channel), replay state is allocated only while a
+ * resume runs. Torn down (and every allocation freed) in on_close.
+ */
 typedef struct {
-  unsigned char session_id[16];
+  gw_cstate_t cs;           /* channels and user topic (cs.owner = the connection) */
+  gw_call_t *calls;         /* in-flight bus requests; orphaned at close */
+  gw_resume_t *resume;      /* NULL unless a resume runs */
+  json_t *early_resume;     /* a resume received before hello, applied at hello */
+  gw_bucket_t bucket;       /* send rate */
   int64_t user_id;
+  unsigned char session_id[16];
   char username[33];
+  uint8_t state;            /* GW_SESS_* */
+  bool online;              /* counted in cs.user->online (presence) */
 } gw_session_t;
+
+/*
+ * A bus request made for a connection. fn runs exactly once, from the
+ * reply: c is NULL if the connection closed meanwhile (only release what
+ * the call owns); otherwise reply is the success object, or NULL with an
+ * error code and message (the service's, or timeout / unavailable /
+ * internal). The call (and ref, data) is freed after fn returns.
+ */
+typedef void (*gw_call_fn)(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
+                           const char *code, const char *message);
+struct gw_call {
+  gw_call_t *prev, *next;   /* in the session's list */
+  net_conn_t *conn;         /* NULL once the connection closed */
+  gateway_t *g;
+  gw_call_fn fn;
+  json_t *ref;              /* the client's ref, echoed (owned) */
+  json_t *data;             /* per-op extra, e.g. the nonce (owned) */
+  int64_t chan_id;
+  uint32_t replay_id;
+};
 
 int gateway_http_routes(gateway_t *g);
 int gateway_ws_routes(gateway_t *g);
 int gateway_auth_routes(gateway_t *g);
+int gateway_messages_routes(gateway_t *g);
 
 /* Answers r with the reply to a bus request on subject (see gateway_forward.c). */
 void gw_forward(gateway_t *g, http_req_t *r, const char *subject, const char *payload, size_t len,
@@ -43,5 +104,49 @@ void gw_client_ip(const gateway_t *g, const http_req_t *r, char *out, size_t out
 str_t gw_bearer(const http_req_t *r);
 /* Verifies token; on failure answers 401 itself and returns -1. */
 int gw_authenticate(gateway_t *g, http_req_t *r, str_t token, jwt_claims_t *claims);
+/* The JSON object body of r, after checking Content-Type: application/json
+ * (else 415). On failure answers (415, 400) itself and returns NULL. */
+json_t *gw_json_body(http_req_t *r);
+
+/* ---- WebSocket sessions (gateway_session.c) ---- */
+
+/* Right after a successful upgrade: fills the session, subscribes user.<id>
+ * and asks for the channel list; hello follows when it arrives. */
+void gw_session_open(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims);
+/* on_close: presence, replays, subscriptions, in-flight calls. */
+void gw_session_close(gateway_t *g, net_conn_t *c);
+/* Makes a bus request for c (see gw_call_fn). Takes ownership of call
+ * (from gw_call_new) and payload. Returns 0, or a negative errno: then fn
+ * never runs and the call is already freed. */
+gw_call_t *gw_call_new(net_conn_t *c, gw_call_fn fn, json_t *ref);
+int gw_call_send(gateway_t *g, gw_call_t *call, const char *subject, json_t *payload);
+/* Publishes a presence event for user u on every channel of cs. */
+void gw_presence_publish(gateway_t *g, const gw_session_t *s, const char *status);
+
+/* ---- Sending (gateway_ws.c) ---- */
+
+/* Serialises, sends and decrefs obj. Returns ws_send's result. */
+int gw_ws_send_json(net_conn_t *c, json_t *obj);
+/* {"op":"error", code, message, ref?, channel_id? (when > 0)} */
+void gw_ws_error(net_conn_t *c, const char *code, const char *message, json_t *ref,
+                 int64_t chan_id);
+
+/* ---- Bus subscriptions and fan-out (gateway_fanout.c) ---- */
+
+extern const gw_subs_hooks_t gw_fanout_hooks_template;
+void gw_fanout_init(gateway_t *g);
+/* Joins c to channel id, answering the client if the cap is reached. */
+int gw_fanout_join(gateway_t *g, net_conn_t *c, int64_t chan_id);
+
+/* ---- Resume (gateway_resume.c) ---- */
+
+/* The `resume` op (also the one stashed before hello). */
+void gw_resume_op(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref);
+/* Ends c's replay of chan_id, if any, without answering (left channel). */
+void gw_resume_cancel(gateway_t *g, net_conn_t *c, int64_t chan_id);
+/* A live frame for a replaying entry: hold it, or cut the replay short. */
+void gw_resume_hold(gateway_t *g, net_conn_t *c, int64_t chan_id, int64_t seq, net_chunk_t *f);
+/* Drops all replay state of a closing connection. */
+void gw_resume_drop(gw_session_t *s);
 
 #endif
