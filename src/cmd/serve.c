@@ -21,7 +21,9 @@
 #include "core/metrics.h"
 #include "net/server.h"
 #include "services/gateway/gateway.h"
+#include "services/messages/messages_service.h"
 #include "services/users/users_service.h"
+#include "store/sqlite/messages_sqlite.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/users_sqlite.h"
 
@@ -35,6 +37,8 @@ typedef struct {
   sqlite_db_t *db;
   users_store_t *users_store;
   users_service_t *users;
+  messages_store_t *messages_store;
+  messages_service_t *messages;
   net_server_t *server;
   gateway_t *gateway;
   uv_signal_t sigterm, sigint;
@@ -57,16 +61,33 @@ static void on_bus_closed(void *arg) {
 
 static void on_services_stopped(void *arg) {
   app_t *app = arg;
+  /* The messages store drains its commit queue (every queued message is
+   * committed and called back) and releases its loop handle here, so the
+   * loop can end. */
+  if (app->messages_store) {
+    app->messages_store->ops->close(app->messages_store);
+    app->messages_store = NULL;
+  }
   bus_close(app->bus, on_bus_closed, app);
+}
+
+/* Services stop one after the other; each finishes the work it has on the
+ * thread pool (a message being committed is committed and acked) first. */
+static void on_users_stopped(void *arg) {
+  app_t *app = arg;
+  if (app->messages)
+    messages_service_stop(app->messages, on_services_stopped, app);
+  else
+    on_services_stopped(app);
 }
 
 static void on_drained(void *arg) {
   app_t *app = arg;
   log_info("main", "connections drained");
   if (app->users)
-    users_service_stop(app->users, on_services_stopped, app);
+    users_service_stop(app->users, on_users_stopped, app);
   else
-    on_services_stopped(app);
+    on_users_stopped(app);
 }
 
 static void on_hard_deadline(uv_timer_t *t) {
@@ -93,19 +114,55 @@ static void on_signal(uv_signal_t *sig, int signum) {
     on_drained(app);
 }
 
-static int start_stores(app_t *app) {
+static bool messages_store_ready(void *arg) {
+  messages_store_t *s = arg;
+  return s->ops->healthy(s);
+}
+
+static int open_db(app_t *app) {
+  if (app->db) return 0;
   char err[512];
   int rc = sqlite_db_open(app->cfg.data_dir, &app->db, err, sizeof err);
   if (rc < 0) {
     log_error("main", "cannot open the database in %s: %s", app->cfg.data_dir, err);
     return 1;
   }
-  rc = users_sqlite_open(app->db, &app->users_store);
+  return 0;
+}
+
+static int start_users(app_t *app);
+
+static int start_users_service(app_t *app) {
+  if (open_db(app)) return 1;
+  int rc = users_sqlite_open(app->db, &app->users_store);
   if (rc < 0) {
     log_error("main", "cannot open the users store: %s", uv_strerror(rc));
     return 1;
   }
   health_add(app->health, "store", store_ready, app->users_store);
+  return start_users(app);
+}
+
+static int start_messages_service(app_t *app) {
+  if (open_db(app)) return 1;
+  messages_sqlite_opts_t so = {.loop = app->loop, .node_id = 0};
+  int rc = messages_sqlite_open(app->db, &so, &app->messages_store);
+  if (rc < 0) {
+    log_error("main", "cannot open the messages store: %s", uv_strerror(rc));
+    return 1;
+  }
+  health_add(app->health, "messages_store", messages_store_ready, app->messages_store);
+  messages_service_opts_t mo;
+  messages_service_opts_default(&mo);
+  mo.loop = app->loop;
+  mo.bus = app->bus;
+  mo.store = app->messages_store;
+  mo.metrics = app->metrics;
+  rc = messages_service_start(&mo, &app->messages);
+  if (rc < 0) {
+    log_error("main", "messages service failed to start: %s", uv_strerror(rc));
+    return 1;
+  }
   return 0;
 }
 
@@ -164,6 +221,9 @@ static int start_gateway(app_t *app) {
       .auth_rate = app->cfg.auth_rate,
       .auth_burst = app->cfg.auth_burst,
       .trusted_proxies = app->cfg.trusted_proxies,
+      .resume_limit = (uint32_t)app->cfg.resume_limit,
+      .ws_send_rate = app->cfg.ws_send_rate,
+      .ws_send_burst = app->cfg.ws_send_burst,
   };
   rc = gateway_start(&go, &app->gateway);
   if (rc < 0) {
@@ -213,8 +273,8 @@ int cmd_serve(int argc, char **argv) {
   uv_timer_init(app.loop, &app.hard_deadline);
   uv_unref((uv_handle_t *)&app.hard_deadline);
 
-  bool users = config_service_enabled(&app.cfg, "users");
-  if (users && (start_stores(&app) || start_users(&app))) return 1;
+  if (config_service_enabled(&app.cfg, "users") && start_users_service(&app)) return 1;
+  if (config_service_enabled(&app.cfg, "messages") && start_messages_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
 
   uv_run(app.loop, UV_RUN_DEFAULT);
@@ -222,7 +282,9 @@ int cmd_serve(int argc, char **argv) {
   gateway_free(app.gateway);
   net_server_free(app.server);
   users_service_free(app.users);
+  messages_service_free(app.messages);
   if (app.users_store) app.users_store->ops->close(app.users_store);
+  if (app.messages_store) app.messages_store->ops->close(app.messages_store);
   sqlite_db_close(app.db);
   health_free(app.health);
   metrics_registry_free(app.metrics);

@@ -129,6 +129,12 @@ static const config_setting_t settings[] = {
             "token bucket size per client IP on /auth/*"),
     ROW_STR("trusted-proxies", "STORM_TRUSTED_PROXIES", trusted_proxies, "", 0, false,
             "comma list of proxy IPs whose X-Forwarded-For is believed for the client IP"),
+    ROW_INT("resume-limit", "STORM_RESUME_LIMIT", resume_limit, "1000", 1, 100000,
+            "messages a WebSocket resume replays per channel; beyond -> resume_truncated"),
+    ROW_INT("ws-send-rate", "STORM_WS_SEND_RATE", ws_send_rate, "10", 1, 1000000,
+            "WebSocket requests per second per connection (token bucket refill)"),
+    ROW_INT("ws-send-burst", "STORM_WS_SEND_BURST", ws_send_burst, "20", 1, 1000000,
+            "token bucket size per WebSocket connection"),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])

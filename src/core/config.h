@@ -84,6 +84,9 @@ typedef struct storm_config {
   int auth_rate;                /* --auth-rate, 10 per second per IP */
   int auth_burst;               /* --auth-burst, 20 */
   char trusted_proxies[1024];   /* --trusted-proxies, "" */
+  int resume_limit;             /* --resume-limit, 1000 messages per channel */
+  int ws_send_rate;             /* --ws-send-rate, 10 ops per second per connection */
+  int ws_send_burst;            /* --ws-send-burst, 20 */
 } storm_config_t;
 
 typedef enum {

@@ -492,6 +492,9 @@ static void test_help_lists_everything(void **state) {
       {"--auth-rate N", "STORM_AUTH_RATE"},
       {"--auth-burst N", "STORM_AUTH_BURST"},
       {"--trusted-proxies STR", "STORM_TRUSTED_PROXIES"},
+      {"--resume-limit N", "STORM_RESUME_LIMIT"},
+      {"--ws-send-rate N", "STORM_WS_SEND_RATE"},
+      {"--ws-send-burst N", "STORM_WS_SEND_BURST"},
   };
   size_t n;
   const config_setting_t *rows = config_settings(&n);

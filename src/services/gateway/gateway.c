@@ -5,6 +5,11 @@
 
 #include "services/gateway/gateway_internal.h"
 
+/* An idle connection costs its net_conn_t (~430 bytes) plus this session
+ * plus 32 bytes per channel (its entry and its slot in the channel's
+ * member array): about 1 KiB with a dozen channels. Keep it that way. */
+_Static_assert(sizeof(gw_session_t) <= 160, "the per-connection session must stay small");
+
 size_t gateway_conn_user_size(void) { return sizeof(gw_session_t); }
 
 int gateway_start(const gateway_opts_t *o, gateway_t **out) {
@@ -18,11 +23,16 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
   g->loop = o->loop;
   g->keys = o->keys;
   g->trusted_proxies = o->trusted_proxies ? o->trusted_proxies : "";
+  g->resume_limit = o->resume_limit ? o->resume_limit : GW_DEFAULT_RESUME_LIMIT;
+  g->send_rate = (float)(o->ws_send_rate > 0 ? o->ws_send_rate : GW_DEFAULT_SEND_RATE);
+  g->send_burst = (float)(o->ws_send_burst >= 1 ? o->ws_send_burst : GW_DEFAULT_SEND_BURST);
+  gw_fanout_init(g, o->max_channels ? o->max_channels : GW_DEFAULT_MAX_CHANNELS);
   /* 64K buckets (~5 MiB): enough distinct IPs for a launch, bounded against floods. */
   g->auth_limit = ratelimit_new(o->auth_rate, o->auth_burst, 65536);
   int rc = g->auth_limit ? 0 : -ENOMEM;
   if (rc == 0) rc = gateway_http_routes(g);
   if (rc == 0) rc = gateway_auth_routes(g);
+  if (rc == 0) rc = gateway_messages_routes(g);
   if (rc == 0) rc = gateway_ws_routes(g);
   if (rc < 0) {
     gateway_free(g);
@@ -35,5 +45,6 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
 void gateway_free(gateway_t *g) {
   if (!g) return;
   ratelimit_free(g->auth_limit);
+  gw_subs_destroy(&g->subs);
   free(g);
 }

@@ -2,9 +2,11 @@
  * gateway.h — the client-facing service: HTTP routes and WebSocket sessions.
  *
  * The gateway owns no data. It answers the operational endpoints (/healthz,
- * /readyz, /metrics), accepts WebSocket sessions on /ws, and will forward
- * API requests to the owning services over the bus. It never calls another
- * service directly.
+ * /readyz, /metrics), forwards API requests (/auth, /users, /channels, /dm)
+ * to the owning services over the bus, and runs WebSocket sessions on /ws:
+ * one bus subscription per channel and per user with local connections,
+ * each event framed once and queued on every local member. It never calls
+ * another service directly. Everything runs on the loop thread.
  */
 #ifndef STORM_SERVICES_GATEWAY_H
 #define STORM_SERVICES_GATEWAY_H
@@ -27,6 +29,11 @@ typedef struct {
   const jwt_keys_t *keys;    /* verifies access tokens; must outlive the gateway */
   double auth_rate, auth_burst; /* per-IP token bucket on the auth routes */
   const char *trusted_proxies;  /* comma list of proxy IPs; must outlive the gateway */
+  /* WebSocket session limits (docs/protocol.md); 0 = the default in brackets. */
+  uint32_t resume_limit;        /* messages replayed per channel by resume [1000] */
+  double ws_send_rate;          /* per-connection token bucket, ops per second [10] */
+  double ws_send_burst;         /* its size [20] */
+  uint32_t max_channels;        /* channels delivered per connection [1000] */
 } gateway_opts_t;
 
 /* Size of the per-connection user area the gateway needs (net_server_opts_t.user_size). */

@@ -69,14 +69,7 @@ static json_t *auth_precheck(gateway_t *g, http_req_t *r) {
     http_respond_error_with(r, 429, hdr, "rate_limited", "too many requests; retry later");
     return NULL;
   }
-  str_t ct = http_req_header(r, "content-type");
-  size_t n = 0;
-  while (n < ct.n && ct.p[n] != ';' && ct.p[n] != ' ') n++;
-  if (!str_ieq((str_t){ct.p, n}, STR_LIT("application/json"))) {
-    http_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
-    return NULL;
-  }
-  return http_req_json_object(r);
+  return gw_json_body(r);
 }
 
 static void forward_auth(http_req_t *r, void *arg, const char *subject, int ok_status) {

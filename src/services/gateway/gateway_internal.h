@@ -15,8 +15,11 @@
 #define GW_DEFAULT_SEND_RATE 10
 #define GW_DEFAULT_SEND_BURST 20
 #define GW_DEFAULT_MAX_CHANNELS 1000
-/* Live frames held per connection while it replays (all channels). */
+/* Live frames held per connection while it replays (all channels). A
+ * build-time override lets tests reach the overflow path. */
+#ifndef GW_RESUME_HOLD_MAX
 #define GW_RESUME_HOLD_MAX 2048
+#endif
 /* Channels of one connection replaying at once; the others wait (held). */
 #define GW_RESUME_PARALLEL 4
 /* One typing event per channel per connection per this many ms. */
@@ -59,12 +62,15 @@ typedef struct {
   gw_call_t *calls;         /* in-flight bus requests; orphaned at close */
   gw_resume_t *resume;      /* NULL unless a resume runs */
   json_t *early_resume;     /* a resume received before hello, applied at hello */
+  json_t *list_reply;       /* ?resume=1: the channel list, kept until the first frame
+                               (JSON null: the list failed) */
   gw_bucket_t bucket;       /* send rate */
   int64_t user_id;
   unsigned char session_id[16];
   char username[33];
   uint8_t state;            /* GW_SESS_* */
   bool online;              /* counted in cs.user->online (presence) */
+  bool wait_first;          /* ?resume=1 and no client frame yet: hello waits for it */
 } gw_session_t;
 
 /*
@@ -111,8 +117,13 @@ json_t *gw_json_body(http_req_t *r);
 /* ---- WebSocket sessions (gateway_session.c) ---- */
 
 /* Right after a successful upgrade: fills the session, subscribes user.<id>
- * and asks for the channel list; hello follows when it arrives. */
-void gw_session_open(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims);
+ * and asks for the channel list; hello follows when it arrives, or, with
+ * wait_first (?resume=1), when both it and the client's first frame have. */
+void gw_session_open(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims, bool wait_first);
+/* Called after the client's first frame was handled when wait_first was set:
+ * a resume in it is stashed by then, so hello (if the list is in) can go and
+ * apply it before any live event. */
+void gw_session_first_frame(gateway_t *g, net_conn_t *c);
 /* on_close: presence, replays, subscriptions, in-flight calls. */
 void gw_session_close(gateway_t *g, net_conn_t *c);
 /* Makes a bus request for c (see gw_call_fn). Takes ownership of call
@@ -120,8 +131,13 @@ void gw_session_close(gateway_t *g, net_conn_t *c);
  * never runs and the call is already freed. */
 gw_call_t *gw_call_new(net_conn_t *c, gw_call_fn fn, json_t *ref);
 int gw_call_send(gateway_t *g, gw_call_t *call, const char *subject, json_t *payload);
-/* Publishes a presence event for user u on every channel of cs. */
+/* Publishes {"op":"presence", channel_id, user_id, username, status} on
+ * chan.<id> of every channel of s. */
 void gw_presence_publish(gateway_t *g, const gw_session_t *s, const char *status);
+/* Publishes {"op":op, channel_id, user_id, username[, status]} on chan.<chan_id>
+ * (typing, presence). status may be NULL. */
+void gw_publish_user_event(gateway_t *g, const gw_session_t *s, const char *op, int64_t chan_id,
+                           const char *status);
 
 /* ---- Sending (gateway_ws.c) ---- */
 
@@ -133,8 +149,8 @@ void gw_ws_error(net_conn_t *c, const char *code, const char *message, json_t *r
 
 /* ---- Bus subscriptions and fan-out (gateway_fanout.c) ---- */
 
-extern const gw_subs_hooks_t gw_fanout_hooks_template;
-void gw_fanout_init(gateway_t *g);
+/* Initialises g->subs with the bus hooks (chan.<id>, user.<id>). */
+void gw_fanout_init(gateway_t *g, uint32_t max_channels);
 /* Joins c to channel id, answering the client if the cap is reached. */
 int gw_fanout_join(gateway_t *g, net_conn_t *c, int64_t chan_id);
 
@@ -145,7 +161,7 @@ void gw_resume_op(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref);
 /* Ends c's replay of chan_id, if any, without answering (left channel). */
 void gw_resume_cancel(gateway_t *g, net_conn_t *c, int64_t chan_id);
 /* A live frame for a replaying entry: hold it, or cut the replay short. */
-void gw_resume_hold(gateway_t *g, net_conn_t *c, int64_t chan_id, int64_t seq, net_chunk_t *f);
+void gw_resume_live(gateway_t *g, net_conn_t *c, int64_t chan_id, int64_t seq, net_chunk_t *f);
 /* Drops all replay state of a closing connection. */
 void gw_resume_drop(gw_session_t *s);
 

@@ -54,6 +54,7 @@ static int topic_get(gw_subs_t *s, int kind, int64_t id, gw_topic_t **out) {
   if (!t) return -ENOMEM;
   t->id = id;
   t->kind = (uint8_t)kind;
+  t->ctx = s->hooks.arg;
   int rc = gw_map_put(m, (uint64_t)id, t);
   if (rc == 0) {
     rc = s->hooks.subscribe(s->hooks.arg, t);

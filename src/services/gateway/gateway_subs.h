@@ -51,6 +51,7 @@ typedef struct {
 typedef struct gw_topic {
   int64_t id;
   void *handle;       /* set by the subscribe hook (the bus subscription) */
+  void *ctx;          /* the hooks' arg, for the topic's bus callbacks */
   gw_slot_t *slots;   /* local members, in no particular order */
   uint32_t n, cap;
   uint32_t replaying; /* channel: members whose entry has `replaying` set */

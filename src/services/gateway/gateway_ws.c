@@ -1,49 +1,253 @@
 /*
- * gateway_ws.c — WebSocket sessions on /ws.
+ * gateway_ws.c — WebSocket sessions on /ws: the route, and the client ops
+ * (docs/protocol.md). Session life is in gateway_session.c, delivery in
+ * gateway_fanout.c, resume in gateway_resume.c.
  *
- * The protocol is JSON text frames (docs/protocol.md). This file holds the
- * session plumbing: hello on open, the diagnostic ops (ping, echo) and
- * errors for what the session does not understand. Channel operations come
- * with the messaging service.
+ * Every op is a JSON object in a text frame; `ref` is echoed in the answer
+ * or error. Fields are checked here (bad_request) before anything costs a
+ * bus request; authorization (membership, authorship) is the messages
+ * service's, and its error codes reach the client unchanged. Ops that cost
+ * a bus request or a publish take a token from the connection's bucket
+ * (rate_limited when empty: the connection stays open).
  */
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "net/http.h"
 #include "net/ws_frame.h"
 #include "services/gateway/gateway_internal.h"
 
-static void send_json(net_conn_t *c, json_t *obj) {
+int gw_ws_send_json(net_conn_t *c, json_t *obj) {
+  if (!obj) return -ENOMEM;
   char *s = json_dumps(obj, JSON_COMPACT);
   json_decref(obj);
-  if (s) {
-    ws_send_text(c, s, strlen(s));
-    free(s);
-  }
+  if (!s) return -ENOMEM;
+  int rc = ws_send_text(c, s, strlen(s));
+  free(s);
+  return rc;
 }
 
-static void send_error(net_conn_t *c, const char *code, const char *message, json_t *ref) {
+void gw_ws_error(net_conn_t *c, const char *code, const char *message, json_t *ref,
+                 int64_t chan_id) {
   json_t *e = json_pack("{s:s, s:s, s:s}", "op", "error", "code", code, "message", message);
-  if (ref) json_object_set(e, "ref", ref);
-  send_json(c, e);
+  if (e && ref) json_object_set(e, "ref", ref);
+  if (e && chan_id > 0) json_object_set_new(e, "channel_id", json_integer((json_int_t)chan_id));
+  gw_ws_send_json(c, e);
 }
 
-/* Fills the session and greets: called right after a successful upgrade. */
-static void session_start(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims) {
+/* ---- field checks ---- */
+
+/* A positive integer field (ids). */
+static bool get_id(json_t *m, const char *key, int64_t *out) {
+  json_t *v = json_object_get(m, key);
+  if (!json_is_integer(v) || json_integer_value(v) <= 0) return false;
+  *out = (int64_t)json_integer_value(v);
+  return true;
+}
+
+/* An optional non-negative integer field (seqs); *present tells. */
+static bool get_seq(json_t *m, const char *key, int64_t *out, bool *present) {
+  json_t *v = json_object_get(m, key);
+  *present = v != NULL;
+  if (!v) return true;
+  if (!json_is_integer(v) || json_integer_value(v) < 0) return false;
+  *out = (int64_t)json_integer_value(v);
+  return true;
+}
+
+static void bad_field(net_conn_t *c, const char *msg, json_t *ref) {
+  gw_ws_error(c, "bad_request", msg, ref, 0);
+}
+
+static bool take_token(gateway_t *g, net_conn_t *c, json_t *ref) {
   gw_session_t *s = ws_user(c);
-  randombytes_buf(s->session_id, sizeof s->session_id);
-  s->user_id = strtoll(claims->sub, NULL, 10);
-  snprintf(s->username, sizeof s->username, "%.32s", claims->name);
-  char hex[sizeof s->session_id * 2 + 1];
-  sodium_bin2hex(hex, sizeof hex, s->session_id, sizeof s->session_id);
-  send_json(c, json_pack("{s:s, s:s, s:I, s:{s:I, s:s}}", "op", "hello", "session_id", hex,
-                         "heartbeat_interval", (json_int_t)g->heartbeat_ms, "user", "id",
-                         (json_int_t)s->user_id, "username", s->username));
+  if (gw_bucket_take(&s->bucket, (uint32_t)uv_now(g->loop), g->send_rate, g->send_burst))
+    return true;
+  gw_ws_error(c, "rate_limited", "too many requests; slow down", ref, 0);
+  return false;
+}
+
+/* Sends a call, answering `unavailable` when it cannot be made. */
+static void call_or_error(gateway_t *g, net_conn_t *c, gw_call_t *call, const char *subject,
+                          json_t *payload, json_t *ref, int64_t chan) {
+  int rc = call ? gw_call_send(g, call, subject, payload) : -ENOMEM;
+  if (!call) json_decref(payload);
+  if (rc == -EMSGSIZE)
+    gw_ws_error(c, "payload_too_large", "request too large for the bus", ref, chan);
+  else if (rc < 0)
+    gw_ws_error(c, "unavailable", "the messages service is not available", ref, chan);
+}
+
+/* The answer to a call: the reply with op (and ref) in front, or the error. */
+static void answer(net_conn_t *c, gw_call_t *call, json_t *reply, const char *code,
+                   const char *message, const char *op) {
+  if (!reply) {
+    gw_ws_error(c, code, message, call->ref, call->chan_id);
+    return;
+  }
+  json_t *a = json_pack("{s:s}", "op", op);
+  if (a && call->ref) json_object_set(a, "ref", call->ref);
+  if (a && call->data) json_object_set(a, "nonce", call->data);
+  if (a) json_object_update(a, reply);
+  gw_ws_send_json(c, a);
+}
+
+/* ---- ops ---- */
+
+static void on_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply, const char *code,
+                   const char *message) {
+  if (c) answer(c, call, reply, code, message, "ack");
+}
+
+static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  gw_session_t *s = ws_user(c);
+  int64_t chan = 0;
+  json_t *body = json_object_get(m, "body");
+  json_t *nonce = json_object_get(m, "nonce");
+  json_t *att = json_object_get(m, "attachments");
+  const char *bad = NULL;
+  if (!get_id(m, "channel_id", &chan))
+    bad = "'channel_id' must be a positive integer";
+  else if (!json_is_string(body))
+    bad = "'body' must be a string";
+  else if (!json_is_string(nonce) || json_string_length(nonce) == 0)
+    bad = "'nonce' must be a non-empty string";
+  if (bad) {
+    bad_field(c, bad, ref);
+    return;
+  }
+  if (!take_token(g, c, ref)) return;
+  json_t *p = json_pack("{s:I, s:s, s:I, s:O, s:O}", "user_id", (json_int_t)s->user_id,
+                        "username", s->username, "channel_id", (json_int_t)chan, "body", body,
+                        "nonce", nonce);
+  if (p && att && !json_is_null(att)) json_object_set(p, "attachments", att);
+  gw_call_t *call = gw_call_new(c, on_ack, ref);
+  if (call) {
+    call->data = json_incref(nonce);
+    call->chan_id = chan;
+  }
+  call_or_error(g, c, call, "messages.send", p, ref, chan);
+}
+
+static void on_read_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
+                        const char *code, const char *message) {
+  if (c) answer(c, call, reply, code, message, "read_ack");
+}
+
+static void op_read(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  gw_session_t *s = ws_user(c);
+  int64_t chan = 0, seq = 0;
+  bool has_seq = false;
+  const char *bad = NULL;
+  if (!get_id(m, "channel_id", &chan))
+    bad = "'channel_id' must be a positive integer";
+  else if (!get_seq(m, "seq", &seq, &has_seq) || !has_seq)
+    bad = "'seq' must be a non-negative integer";
+  if (bad) {
+    bad_field(c, bad, ref);
+    return;
+  }
+  if (!take_token(g, c, ref)) return;
+  gw_call_t *call = gw_call_new(c, on_read_ack, ref);
+  if (call) call->chan_id = chan;
+  call_or_error(g, c, call, "messages.read",
+                json_pack("{s:I, s:I, s:I}", "user_id", (json_int_t)s->user_id, "channel_id",
+                          (json_int_t)chan, "seq", (json_int_t)seq),
+                ref, chan);
+}
+
+static void on_history(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
+                       const char *code, const char *message) {
+  if (!c) return;
+  if (reply && !json_object_get(reply, "channel_id"))
+    json_object_set_new(reply, "channel_id", json_integer((json_int_t)call->chan_id));
+  answer(c, call, reply, code, message, "history");
+}
+
+static void op_history(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  gw_session_t *s = ws_user(c);
+  int64_t chan = 0, before = 0, after = 0, limit = 0;
+  bool has_before = false, has_after = false, has_limit = false;
+  const char *bad = NULL;
+  if (!get_id(m, "channel_id", &chan))
+    bad = "'channel_id' must be a positive integer";
+  else if (!get_seq(m, "before", &before, &has_before) || !get_seq(m, "after", &after, &has_after))
+    bad = "'before' and 'after' must be non-negative integers";
+  else if (has_before && has_after)
+    bad = "give 'before' or 'after', not both";
+  else if (!get_seq(m, "limit", &limit, &has_limit) || (has_limit && limit == 0))
+    bad = "'limit' must be a positive integer";
+  if (bad) {
+    bad_field(c, bad, ref);
+    return;
+  }
+  if (!take_token(g, c, ref)) return;
+  json_t *p = json_pack("{s:I, s:I}", "user_id", (json_int_t)s->user_id, "channel_id",
+                        (json_int_t)chan);
+  if (p && has_before) json_object_set_new(p, "before", json_integer((json_int_t)before));
+  if (p && has_after) json_object_set_new(p, "after", json_integer((json_int_t)after));
+  if (p && has_limit) json_object_set_new(p, "limit", json_integer((json_int_t)limit));
+  gw_call_t *call = gw_call_new(c, on_history, ref);
+  if (call) call->chan_id = chan;
+  call_or_error(g, c, call, "messages.history", p, ref, chan);
+}
+
+/* Typing is ephemeral and best effort: over the per-channel interval or
+ * the bucket it is dropped silently (the next keystroke retries). */
+static void op_typing(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  gw_session_t *s = ws_user(c);
+  int64_t chan;
+  if (!get_id(m, "channel_id", &chan)) {
+    bad_field(c, "'channel_id' must be a positive integer", ref);
+    return;
+  }
+  /* Before hello the channels are not known yet: dropped, not refused. */
+  gw_centry_t *e = gw_subs_entry(&g->subs, &s->cs, chan);
+  if (!e) {
+    if (s->state == GW_SESS_READY)
+      gw_ws_error(c, "not_found", "not a member of this channel", ref, chan);
+    return;
+  }
+  uint32_t now = (uint32_t)uv_now(g->loop);
+  if (e->typing_ms && now - e->typing_ms < GW_TYPING_INTERVAL_MS) return;
+  if (!gw_bucket_take(&s->bucket, now, g->send_rate, g->send_burst)) return;
+  e->typing_ms = now ? now : 1;
+  gw_publish_user_event(g, s, "typing", chan, NULL);
+}
+
+static void op_ping(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  json_t *p = json_pack("{s:s}", "op", "pong");
+  if (p && ref) json_object_set(p, "ref", ref);
+  gw_ws_send_json(c, p);
+}
+
+static void op_echo(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  json_t *p = json_pack("{s:s}", "op", "echo");
+  json_t *d = json_object_get(m, "data");
+  if (p) json_object_set(p, "data", d ? d : json_null());
+  if (p && ref) json_object_set(p, "ref", ref);
+  gw_ws_send_json(c, p);
+}
+
+typedef void (*op_fn)(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref);
+static const struct {
+  const char *name;
+  op_fn fn;
+} ops[] = {
+    {"send", op_send}, {"typing", op_typing}, {"read", op_read},   {"history", op_history},
+    {"resume", gw_resume_op}, {"ping", op_ping}, {"echo", op_echo},
+};
+
+/* With ?resume=1, hello waits for the first frame (gw_session_first_frame):
+ * released after a resume is stashed, before anything else is answered. */
+static void first_frame(gateway_t *g, net_conn_t *c) {
+  if (((gw_session_t *)ws_user(c))->wait_first) gw_session_first_frame(g, c);
 }
 
 static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t len, void *arg) {
+  gateway_t *g = arg;
   if (opcode != WS_OP_TEXT) {
     ws_close(c, WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
     return;
@@ -51,33 +255,35 @@ static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t le
   json_error_t err;
   json_t *m = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &err);
   if (!m || !json_is_object(m)) {
-    send_error(c, "bad_json", "message must be a JSON object", NULL);
+    first_frame(g, c);
+    gw_ws_error(c, "bad_json", "message must be a JSON object", NULL, 0);
     json_decref(m);
     return;
   }
   json_t *ref = json_object_get(m, "ref");
   const char *op = json_string_value(json_object_get(m, "op"));
+  if (!op || strcmp(op, "resume") != 0) first_frame(g, c);
   if (!op) {
-    send_error(c, "bad_request", "missing string field 'op'", ref);
-  } else if (strcmp(op, "ping") == 0) {
-    json_t *p = json_pack("{s:s}", "op", "pong");
-    if (ref) json_object_set(p, "ref", ref);
-    send_json(c, p);
-  } else if (strcmp(op, "echo") == 0) {
-    json_t *p = json_pack("{s:s}", "op", "echo");
-    json_t *d = json_object_get(m, "data");
-    json_object_set(p, "data", d ? d : json_null());
-    if (ref) json_object_set(p, "ref", ref);
-    send_json(c, p);
-  } else {
-    char msg[128];
-    snprintf(msg, sizeof msg, "unknown op '%.64s'", op);
-    send_error(c, "unknown_op", msg, ref);
+    gw_ws_error(c, "bad_request", "missing string field 'op'", ref, 0);
+    json_decref(m);
+    return;
   }
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    if (strcmp(op, ops[i].name) == 0) {
+      ops[i].fn(g, c, m, ref);
+      first_frame(g, c); /* after a resume: it is stashed now */
+      json_decref(m);
+      return;
+    }
+  }
+  char msg[128];
+  snprintf(msg, sizeof msg, "unknown op '%.64s'", op);
+  gw_ws_error(c, "unknown_op", msg, ref, 0);
   json_decref(m);
 }
 
-static void on_close(net_conn_t *c, unsigned code, void *arg) {}
+
+static void on_close(net_conn_t *c, unsigned code, void *arg) { gw_session_close(arg, c); }
 
 /*
  * Browsers cannot set headers on a WebSocket, so the access token may come
@@ -91,8 +297,11 @@ static void on_ws(http_req_t *r, void *arg) {
   if (!token.p) token = gw_bearer(r);
   jwt_claims_t claims;
   if (gw_authenticate(g, r, token, &claims) < 0) return;
+  /* ?resume=1: the client's first frame will be a resume; hello (and live
+   * delivery) wait for it so nothing live precedes the replay. */
+  bool wait_first = str_eq_cstr(http_req_query(r, "resume"), "1");
   net_conn_t *c = http_req_conn(r);
-  if (ws_upgrade(r, &g->ws_handler) == 0) session_start(g, c, &claims);
+  if (ws_upgrade(r, &g->ws_handler) == 0) gw_session_open(g, c, &claims, wait_first);
 }
 
 int gateway_ws_routes(gateway_t *g) {

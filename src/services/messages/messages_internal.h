@@ -10,7 +10,8 @@
  *   messages_names.c     the bounded id <-> username cache (loop only)
  *   messages_lookup.c    users.get requests that fill a job's name slots
  *   messages_send.c      messages.send: per-channel queues, append, events
- *   messages_service.c   lifecycle, subscriptions, jobs, the other ops
+ *   messages_ops.c       every other op: pool step, then reply and events
+ *   messages_service.c   lifecycle, subscriptions, jobs, replies, publishing
  * The pure files are safe from any thread; the others run on the loop,
  * except the work functions handed to uv_queue_work, which touch only
  * their job (or channel queue) and the thread-safe store.
@@ -277,6 +278,9 @@ const char *msg_name_of(msg_job_t *j, int64_t id);
 void msg_lookup_run(msg_job_t *j, msg_step_fn next);
 /* Cancels every users.get in flight; their slots settle with -EAGAIN. */
 void msg_lookup_cancel_all(messages_service_t *s);
+
+/* messages_ops.c: takes a parsed job of any op but send. */
+void msg_ops_start(msg_job_t *j);
 
 /* messages_send.c */
 /* Takes a parsed messages.send job. */
