@@ -243,6 +243,9 @@ typedef struct {
   int (*member_remove)(messages_store_t *s, int64_t channel_id, int64_t user_id);
   /* 0 and *out (may be NULL: a membership test) or -ENOENT. */
   int (*member_get)(messages_store_t *s, int64_t channel_id, int64_t user_id, member_rec_t *out);
+  /* How many channels (DMs included) user_id is a member of: the service
+   * caps memberships per user. Returns the count or a negative errno. */
+  int (*member_count_for_user)(messages_store_t *s, int64_t user_id);
   int (*member_set_muted)(messages_store_t *s, int64_t channel_id, int64_t user_id, bool muted);
   /* Members with user_id > after_user_id, by user id. -ENOENT: no such
    * channel. */

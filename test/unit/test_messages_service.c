@@ -1657,7 +1657,7 @@ enum {
   P_CREATE = 1 << 0, P_GET = 1 << 1, P_LIST_PUBLIC = 1 << 2, P_LIST_USER = 1 << 3,
   P_DM = 1 << 4, P_MEMBER_ADD = 1 << 5, P_MEMBER_REMOVE = 1 << 6, P_MEMBER_GET = 1 << 7,
   P_MEMBERS_LIST = 1 << 8, P_READ = 1 << 9, P_PAGE = 1 << 10, P_MSG_GET = 1 << 11,
-  P_EDIT = 1 << 12, P_DELETE = 1 << 13,
+  P_EDIT = 1 << 12, P_DELETE = 1 << 13, P_MEMBER_COUNT = 1 << 14,
 };
 
 typedef struct {
@@ -1666,6 +1666,7 @@ typedef struct {
   _Atomic unsigned fail;  /* P_* bits: those calls return -EIO */
   int append_rc;          /* non-zero: append returns it at once */
   int append_status;      /* non-zero: the callback gets it (the message is stored anyway) */
+  _Atomic int member_count; /* > 0: member_count_for_user answers this instead */
 } proxy_t;
 
 static proxy_t g_proxy;
@@ -1708,6 +1709,11 @@ static int px_member_remove(messages_store_t *s, int64_t ch, int64_t u) {
 }
 static int px_member_get(messages_store_t *s, int64_t ch, int64_t u, member_rec_t *out) {
   FWD(P_MEMBER_GET, member_get(g_proxy.real, ch, u, out));
+}
+static int px_member_count(messages_store_t *s, int64_t u) {
+  int fake = atomic_load(&g_proxy.member_count);
+  if (fake > 0 && !(atomic_load(&g_proxy.fail) & P_MEMBER_COUNT)) return fake;
+  FWD(P_MEMBER_COUNT, member_count_for_user(g_proxy.real, u));
 }
 static int px_member_muted(messages_store_t *s, int64_t ch, int64_t u, bool m) {
   FWD(0, member_set_muted(g_proxy.real, ch, u, m));
@@ -1770,6 +1776,7 @@ static const messages_store_ops_t proxy_ops = {
     .channel_list_public = px_list_public, .channel_list_for_user = px_list_user,
     .dm_get_or_create = px_dm, .member_add = px_member_add, .member_remove = px_member_remove,
     .member_get = px_member_get, .member_set_muted = px_member_muted,
+    .member_count_for_user = px_member_count,
     .members_list = px_members_list, .read_set = px_read_set, .append = px_append,
     .messages_page = px_page, .message_get = px_msg_get, .message_edit = px_edit,
     .message_delete = px_delete, .stats = px_stats, .healthy = px_healthy, .close = px_close,
@@ -1846,6 +1853,24 @@ static void test_store_failures(void **state) {
   g_proxy.append_status = -ENOENT; /* the channel was deleted while queued */
   assert_err(send_msg(&f, alice, ch, "x"), "not_found", 404);
   g_proxy.append_status = 0;
+  /* The per-user membership cap: refused at the cap, allowed one below. */
+  FAILS(P_MEMBER_COUNT, call(&f, "messages.channel.create", "{s:I,s:s}", "user_id",
+                             (json_int_t)alice, "name", "capped"));
+  atomic_store(&g_proxy.member_count, 1000);
+  assert_err(call(&f, "messages.channel.create", "{s:I,s:s}", "user_id", (json_int_t)alice, "name",
+                  "capped"),
+             "too_many_channels", 409);
+  assert_err(call(&f, "messages.channel.join", "{s:I,s:s,s:I}", "user_id", (json_int_t)f.uid[2],
+                  "username", "carol", "channel_id", (json_int_t)ch),
+             "too_many_channels", 409);
+  atomic_store(&g_proxy.member_count, 999);
+  json_t *ok = call(&f, "messages.channel.create", "{s:I,s:s}", "user_id", (json_int_t)alice,
+                    "name", "capped");
+  assert_non_null(json_object_get(ok, "channel"));
+  json_decref(ok);
+  atomic_store(&g_proxy.member_count, 0);
+  fence(&f);
+  events_clear(&f); /* that create announced itself; the failures before it did not */
 #undef FAILS
   fence(&f);
   assert_int_equal(f.nev, 0); /* nothing failed announced anything */

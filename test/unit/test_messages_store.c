@@ -528,9 +528,17 @@ static void t_members(void **state) {
   assert_int_equal(OPS(s)->member_add(s, ch, carol, 1, &added), 0);
   assert_int_equal(OPS(s)->member_get(s, ch, carol, &m), 0);
   assert_int_equal(m.last_read_seq, 4);
+  /* the per-user count the service caps memberships with */
+  int64_t ch2 = mkchan(e, "second", alice, false);
+  assert_int_equal(OPS(s)->member_add(s, ch2, bob, 1, NULL), 0);
+  assert_int_equal(OPS(s)->member_count_for_user(s, bob), 2);
+  assert_int_equal(OPS(s)->member_count_for_user(s, alice), 2);
+  assert_int_equal(OPS(s)->member_count_for_user(s, suite_mkuser("nobody")), 0);
+  assert_int_equal(OPS(s)->member_remove(s, ch2, bob), 0);
   /* remove */
   assert_int_equal(OPS(s)->member_remove(s, ch, bob), 0);
   assert_int_equal(OPS(s)->member_get(s, ch, bob, NULL), -ENOENT);
+  assert_int_equal(OPS(s)->member_count_for_user(s, bob), 0);
   assert_int_equal(OPS(s)->member_remove(s, ch, bob), -ENOENT);
   assert_int_equal(OPS(s)->member_set_muted(s, ch, bob, true), -ENOENT);
   /* unknown channel or user */

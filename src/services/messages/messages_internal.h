@@ -31,6 +31,12 @@
 #include "store/messages_store.h"
 #include "store/users_store.h" /* USER_NAME_MAX: the users service's username bound */
 
+/* Memberships (channels and DMs) one user may hold. Joining, creating or
+ * being added past it is refused; opening a DM is not (a DM is between two
+ * people and refusing it would block the other one too). The gateway
+ * delivers at most as many channels per connection (GW_DEFAULT_MAX_CHANNELS). */
+#define MSG_MAX_CHANNELS_PER_USER 1000
+
 typedef enum {
   MSG_OP_CHANNEL_CREATE,
   MSG_OP_CHANNEL_LIST,
@@ -61,6 +67,7 @@ typedef enum {
   MSG_E_NOT_FOUND,           /* 404: no such channel/message, or invisible to the caller */
   MSG_E_USER_NOT_FOUND,      /* 404: the username (or the caller) has no account */
   MSG_E_NAME_TAKEN,          /* 409 */
+  MSG_E_TOO_MANY_CHANNELS,   /* 409: the user is in MSG_MAX_CHANNELS_PER_USER conversations */
   MSG_E_OVERLOADED,          /* 503: the store's append queue is full */
   MSG_E_UNAVAILABLE,         /* 503: store or users service failure, shutting down */
   MSG_E_COUNT

@@ -85,8 +85,23 @@ static bool load_member(msg_job_t *j, const char *what, const char *forbidden) {
   return true;
 }
 
+/* True (and the job failed) if user_id may not join one more channel. */
+static bool at_channel_cap(msg_job_t *j, int64_t user_id) {
+  int n = STORE(j)->ops->member_count_for_user(STORE(j), user_id);
+  if (n < 0) {
+    store_failed(j, "member_count_for_user", n);
+    return true;
+  }
+  if (n >= MSG_MAX_CHANNELS_PER_USER) {
+    j->err = MSG_E_TOO_MANY_CHANNELS;
+    return true;
+  }
+  return false;
+}
+
 static void work_create(msg_job_t *j) {
   messages_store_t *st = STORE(j);
+  if (at_channel_cap(j, j->req.user_id)) return;
   int rc = st->ops->channel_create(st, j->req.name, j->req.topic, j->req.is_private,
                                    j->req.user_id, msg_now_ms(), &j->ch);
   if (rc == -EEXIST)
@@ -138,6 +153,7 @@ static void work_join(msg_job_t *j) {
     j->flag = false; /* already a member: nothing changes, nothing to announce */
     return;
   }
+  if (at_channel_cap(j, j->req.user_id)) return;
   messages_store_t *st = STORE(j);
   bool added = false;
   int rc = st->ops->member_add(st, j->ch.id, j->req.user_id, msg_now_ms(), &added);
@@ -201,6 +217,7 @@ static void work_members_add(msg_job_t *j) {
     j->detail = "only the owner adds members to a private channel";
     return;
   }
+  if (at_channel_cap(j, j->num)) return;
   messages_store_t *st = STORE(j);
   bool added = false;
   int rc = st->ops->member_add(st, j->ch.id, j->num, msg_now_ms(), &added);

@@ -30,6 +30,7 @@ static const struct {
     [MSG_E_NOT_FOUND] = {"not_found", 404, "not found"},
     [MSG_E_USER_NOT_FOUND] = {"user_not_found", 404, "user not found"},
     [MSG_E_NAME_TAKEN] = {"name_taken", 409, "channel name is already taken"},
+    [MSG_E_TOO_MANY_CHANNELS] = {"too_many_channels", 409, "member of too many channels (1000); leave one first"},
     [MSG_E_OVERLOADED] = {"overloaded", 503, "too many messages waiting, retry later"},
     [MSG_E_UNAVAILABLE] = {"unavailable", 503, "service temporarily unavailable"},
 };

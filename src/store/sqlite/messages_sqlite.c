@@ -58,6 +58,7 @@ static const char *const sql_text[MST_COUNT] = {
     [MST_MB_DELETE] = "DELETE FROM members WHERE channel_id = ? AND user_id = ?",
     [MST_MB_GET] = "SELECT " MB_COLS " FROM members WHERE channel_id = ? AND user_id = ?",
     [MST_MB_MUTE] = "UPDATE members SET muted = ? WHERE channel_id = ? AND user_id = ?",
+    [MST_MB_COUNT_USER] = "SELECT COUNT(*) FROM members WHERE user_id = ?",
     [MST_MB_LIST] = "SELECT " MB_COLS " FROM members WHERE channel_id = ? AND user_id > ? "
                     "ORDER BY user_id LIMIT ?",
     /* Monotonic and clamped in one statement: no read-modify-write race. */
@@ -544,6 +545,19 @@ static int member_get(messages_store_t *s, int64_t channel_id, int64_t user_id,
   return r;
 }
 
+static int member_count_for_user(messages_store_t *s, int64_t user_id) {
+  msq_t *m = msq_self(s);
+  sqlite_db_lock(m->db);
+  sqlite3_stmt *st = m->st[MST_MB_COUNT_USER];
+  int rc = sqlite3_bind_int64(st, 1, user_id);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  int r = rc == SQLITE_ROW ? msq_ok(m, (int)sqlite3_column_int64(st, 0))
+                           : msq_fail(m, m->conn, "member_count_for_user", rc);
+  msq_idle(st);
+  sqlite_db_unlock(m->db);
+  return r;
+}
+
 static int member_set_muted(messages_store_t *s, int64_t channel_id, int64_t user_id,
                             bool muted) {
   msq_t *m = msq_self(s);
@@ -638,6 +652,7 @@ static const messages_store_ops_t messages_sqlite_ops = {
     .member_add = member_add,
     .member_remove = member_remove,
     .member_get = member_get,
+    .member_count_for_user = member_count_for_user,
     .member_set_muted = member_set_muted,
     .members_list = members_list,
     .read_set = read_set,
