@@ -142,5 +142,7 @@ size_t ws_conn_process(net_conn_t *c, char *data, size_t len);
 void ws_conn_on_close(net_conn_t *c);
 void ws_conn_sweep(net_conn_t *c, uint64_t now);
 void ws_conn_shutdown(net_conn_t *c);
+/* Closes a WebSocket whose backlog breaks the slow-consumer rule; 0 or -ENOBUFS. */
+int ws_conn_check_backlog(net_conn_t *c);
 
 #endif

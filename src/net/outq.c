@@ -161,6 +161,8 @@ static void conn_flush(net_conn_t *c) {
     return;
   }
   c->writing = (uint16_t)n;
+  /* The kernel refused part of it: now the backlog counts. */
+  ws_conn_check_backlog(c);
 }
 
 void server_flush_all(net_server_t *s) {

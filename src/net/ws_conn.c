@@ -69,15 +69,28 @@ int ws_send_frame(net_conn_t *c, net_chunk_t *frame) {
   int rc = conn_enqueue(c, frame);
   if (rc < 0) return rc;
   metrics_inc(c->srv->m_frames_out);
-  if (c->out_bytes > c->srv->opts.ws_outbuf_limit) {
-    /* A peer that does not read must not hold memory or delay others. */
-    metrics_inc(c->srv->m_slow_closes);
-    log_info("ws", "closing slow consumer: %zu bytes pending", c->out_bytes);
-    conn_drop_unsent(c);
-    ws_fail(c, WS_CLOSE_POLICY, "slow consumer");
-    return -ENOBUFS;
-  }
-  return 0;
+  return ws_conn_check_backlog(c);
+}
+
+/*
+ * The slow-consumer rule. A peer that does not read must not hold memory or
+ * delay others; a peer that reads at full speed must not be cut because a
+ * burst (one group commit's worth of events) was queued within one loop
+ * iteration, before any write was tried. So the limit applies to output the
+ * kernel has refused (a uv_write is pending), and a backlog of 16x the limit
+ * within one iteration is cut regardless. Fanned-out frames are shared
+ * chunks: until then the backlog costs this connection its queue entries,
+ * not copies.
+ */
+int ws_conn_check_backlog(net_conn_t *c) {
+  uint64_t lim = c->srv->opts.ws_outbuf_limit;
+  if (c->state != CONN_WS || (c->flags & CONN_F_WS_CLOSE_SENT) || c->out_bytes <= lim) return 0;
+  if (!c->writing && c->out_bytes <= 16 * lim) return 0;
+  metrics_inc(c->srv->m_slow_closes);
+  log_info("ws", "closing slow consumer: %zu bytes pending", c->out_bytes);
+  conn_drop_unsent(c);
+  ws_fail(c, WS_CLOSE_POLICY, "slow consumer");
+  return -ENOBUFS;
 }
 
 int ws_send(net_conn_t *c, int opcode, const void *data, size_t len) {

@@ -951,6 +951,105 @@ async function waitMetric(port, cond, timeoutMs, what) {
   throw new Error(`metrics never satisfied "${what}" within ${timeoutMs} ms; last:\n${m && m.text}`);
 }
 
+/* -------------------------------------------------------------- messaging */
+
+/*
+ * An authenticated HTTP call with a JSON body (value, sent as
+ * application/json; undefined = no body). token may be null (no
+ * Authorization header). Resolves {status, json (null when the body is
+ * not JSON), text}.
+ */
+async function apiCall(port, method, p, token, value) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let body;
+  if (value !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  const r = await httpRequest(port, p, { method, headers, body });
+  let json = null;
+  try {
+    json = JSON.parse(r.text);
+  } catch {
+    /* not JSON: the caller asserts on text */
+  }
+  return { status: r.status, json, text: r.text, headers: r.headers };
+}
+
+/*
+ * Registers `username` over HTTP (password derived from it) and logs in.
+ * Resolves {id, username, password, token, refresh}. Throws with the raw
+ * answer when either step fails.
+ */
+async function newUser(port, username) {
+  const password = `pw-${username}-blackbox`;
+  const reg = await postJson(port, '/auth/register', { username, password });
+  if (reg.status !== 201) throw new Error(`register ${username}: ${reg.status} ${show(reg.text)}`);
+  const log = await postJson(port, '/auth/login', { username, password });
+  if (log.status !== 200) throw new Error(`login ${username}: ${log.status} ${show(log.text)}`);
+  const j = JSON.parse(log.text);
+  return { id: j.user.id, username: j.user.username, password, token: j.access_token, refresh: j.refresh_token };
+}
+
+/* Opens /ws with an access token; query is extra query text ('resume=1'). Resolves a WsClient. */
+function wsOpen(port, token, query = '') {
+  return WsClient.open(`ws://127.0.0.1:${port}/ws?access_token=${token}${query ? `&${query}` : ''}`);
+}
+
+/*
+ * Like WsClient.request, safe when several requests of one client are in
+ * flight: the reply is taken off the queue inside the check that finds it
+ * (request() splices after an await, when another reply may have shifted
+ * the queue). Resolves the reply; rejects when the client closes first.
+ */
+async function wsRequest(c, obj, timeoutMs = 3000) {
+  const want = JSON.stringify(obj.ref);
+  c.send(obj);
+  const r = await c.until(
+    () => {
+      const i = c.queue.findIndex((m) => m && m.ref !== undefined && JSON.stringify(m.ref) === want);
+      if (i >= 0) return { reply: c.queue.splice(i, 1)[0] };
+      return c.closeInfo ? { closed: c.closeInfo } : null;
+    },
+    timeoutMs,
+    `a reply with ref ${want}`
+  );
+  if (!r.reply) throw new Error(`closed before the reply to ${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r.closed)}`);
+  return r.reply;
+}
+
+/*
+ * Opens /ws over raw TCP and writes the upgrade request and the given
+ * client messages (objects are JSON-encoded) in ONE write, so the server
+ * reads them before it can have sent hello. tokenAndQuery is appended to
+ * `?access_token=` (e.g. `${token}&resume=1`). Collects the JSON text
+ * frames until done(frames) is true, the socket closes or timeoutMs
+ * passes. Resolves {frames, sock} (the caller destroys sock).
+ */
+async function wsUpgradeWithFrames(port, tokenAndQuery, msgs, done, timeoutMs = 3000) {
+  const sock = await RawSocket.connect(port);
+  const frames = msgs.map((m) => buildFrame({ payload: typeof m === 'string' ? m : JSON.stringify(m) }));
+  await sock.write(Buffer.concat([Buffer.from(handshakeRequest({ token: tokenAndQuery })), ...frames]));
+  const res = await sock.readResponse();
+  if (res.status !== 101) {
+    sock.destroy();
+    throw new Error(`handshake not answered with 101: ${show(res.raw)}`);
+  }
+  const out = [];
+  const deadline = Date.now() + timeoutMs;
+  while (!done(out) && Date.now() < deadline) {
+    let f;
+    try {
+      f = await sock.readFrame(deadline - Date.now());
+    } catch {
+      break; /* timeout or close: the caller judges what arrived */
+    }
+    if (f.opcode === 0x1) out.push(JSON.parse(f.payload.toString('utf8')));
+  }
+  return { frames: out, sock };
+}
+
 module.exports = {
   ROOT,
   STORM_BIN,
@@ -985,4 +1084,9 @@ module.exports = {
   postJson,
   metrics,
   waitMetric,
+  apiCall,
+  newUser,
+  wsOpen,
+  wsRequest,
+  wsUpgradeWithFrames,
 };

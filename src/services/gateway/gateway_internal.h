@@ -61,7 +61,8 @@ typedef struct {
   gw_cstate_t cs;           /* channels and user topic (cs.owner = the connection) */
   gw_call_t *calls;         /* in-flight bus requests; orphaned at close */
   gw_resume_t *resume;      /* NULL unless a resume runs */
-  json_t *early_resume;     /* a resume received before hello, applied at hello */
+  json_t *early;            /* text frames received before hello (a JSON array of
+                               strings), handled in order right after hello */
   json_t *list_reply;       /* ?resume=1: the channel list, kept until the first frame
                                (JSON null: the list failed) */
   gw_bucket_t bucket;       /* send rate */
@@ -120,6 +121,10 @@ json_t *gw_json_body(http_req_t *r);
  * and asks for the channel list; hello follows when it arrives, or, with
  * wait_first (?resume=1), when both it and the client's first frame have. */
 void gw_session_open(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims, bool wait_first);
+/* Handles one client text frame of a READY session (gateway_ws.c). */
+void gw_ws_handle_text(gateway_t *g, net_conn_t *c, const char *data, size_t len);
+/* Client frames a session holds before hello; one more closes it (1008). */
+#define GW_EARLY_MAX 32
 /* Called after the client's first frame was handled when wait_first was set:
  * a resume in it is stashed by then, so hello (if the list is in) can go and
  * apply it before any live event. */

@@ -167,15 +167,6 @@ void gw_resume_op(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
       return;
     }
   }
-  if (s->state == GW_SESS_LOADING) {
-    /* Applied at hello, before any live event can be delivered. */
-    if (s->early_resume) {
-      gw_ws_error(c, "bad_request", "a resume is already waiting for hello", ref, 0);
-      return;
-    }
-    s->early_resume = json_incref(m);
-    return;
-  }
   if (!gw_bucket_take(&s->bucket, (uint32_t)uv_now(g->loop), g->send_rate, g->send_burst)) {
     gw_ws_error(c, "rate_limited", "too many requests; slow down", ref, 0);
     return;

@@ -188,12 +188,18 @@ static void apply_list(gateway_t *g, net_conn_t *c, json_t *reply) {
     s->online = true;
     if (s->cs.user->online++ == 0) gw_presence_publish(g, s, "online");
   }
-  if (s->early_resume) {
-    json_t *m = s->early_resume;
-    s->early_resume = NULL;
-    gw_resume_op(g, c, m, json_object_get(m, "ref"));
-    json_decref(m);
+  /* Frames that came before hello, in order: answers never precede hello,
+   * and a resume among them registers its replay before any live event
+   * (those arrive from the bus in later loop turns). */
+  json_t *early = s->early;
+  s->early = NULL;
+  size_t k;
+  json_t *t;
+  json_array_foreach(early, k, t) {
+    if (s->state != GW_SESS_READY) break;
+    gw_ws_handle_text(g, c, json_string_value(t), json_string_length(t));
   }
+  json_decref(early);
 }
 
 static void on_channel_list(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
@@ -261,8 +267,8 @@ void gw_session_close(gateway_t *g, net_conn_t *c) {
     call->prev = call->next = NULL;
   }
   s->calls = NULL;
-  json_decref(s->early_resume);
-  s->early_resume = NULL;
+  json_decref(s->early);
+  s->early = NULL;
   json_decref(s->list_reply);
   s->list_reply = NULL;
   gw_resume_drop(s);

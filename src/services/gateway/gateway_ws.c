@@ -240,29 +240,16 @@ static const struct {
     {"resume", gw_resume_op}, {"ping", op_ping}, {"echo", op_echo},
 };
 
-/* With ?resume=1, hello waits for the first frame (gw_session_first_frame):
- * released after a resume is stashed, before anything else is answered. */
-static void first_frame(gateway_t *g, net_conn_t *c) {
-  if (((gw_session_t *)ws_user(c))->wait_first) gw_session_first_frame(g, c);
-}
-
-static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t len, void *arg) {
-  gateway_t *g = arg;
-  if (opcode != WS_OP_TEXT) {
-    ws_close(c, WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
-    return;
-  }
+void gw_ws_handle_text(gateway_t *g, net_conn_t *c, const char *data, size_t len) {
   json_error_t err;
-  json_t *m = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &err);
+  json_t *m = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
   if (!m || !json_is_object(m)) {
-    first_frame(g, c);
     gw_ws_error(c, "bad_json", "message must be a JSON object", NULL, 0);
     json_decref(m);
     return;
   }
   json_t *ref = json_object_get(m, "ref");
   const char *op = json_string_value(json_object_get(m, "op"));
-  if (!op || strcmp(op, "resume") != 0) first_frame(g, c);
   if (!op) {
     gw_ws_error(c, "bad_request", "missing string field 'op'", ref, 0);
     json_decref(m);
@@ -271,7 +258,6 @@ static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t le
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     if (strcmp(op, ops[i].name) == 0) {
       ops[i].fn(g, c, m, ref);
-      first_frame(g, c); /* after a resume: it is stashed now */
       json_decref(m);
       return;
     }
@@ -282,6 +268,31 @@ static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t le
   json_decref(m);
 }
 
+/*
+ * Before hello (the channel list is loading) frames are held, not
+ * answered: hello is always the first frame a client receives. With
+ * ?resume=1, hello also waits for the client's first frame, so a resume
+ * sent right after the upgrade is applied before anything live.
+ */
+static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t len, void *arg) {
+  gateway_t *g = arg;
+  if (opcode != WS_OP_TEXT) {
+    ws_close(c, WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
+    return;
+  }
+  gw_session_t *s = ws_user(c);
+  if (s->state == GW_SESS_LOADING) {
+    if (!s->early) s->early = json_array();
+    if (!s->early || json_array_size(s->early) >= GW_EARLY_MAX) {
+      ws_close(c, WS_CLOSE_POLICY, "too many messages before hello");
+      return;
+    }
+    json_array_append_new(s->early, json_stringn((const char *)data, len));
+    if (s->wait_first) gw_session_first_frame(g, c);
+    return;
+  }
+  gw_ws_handle_text(g, c, (const char *)data, len);
+}
 
 static void on_close(net_conn_t *c, unsigned code, void *arg) { gw_session_close(arg, c); }
 
