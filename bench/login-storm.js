@@ -54,7 +54,8 @@ async function main() {
   if (!process.env.STORM_BIN) execSync('make -s BUILD=release', { cwd: ROOT, stdio: 'inherit' });
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-login-'));
   const env = { ...process.env, STORM_JWT_SECRET: 'bench-only-secret-0123456789abcdef0123456789' };
-  const srv = spawn(bin, ['serve', '--port', '0', '--data', data, '--log-level', 'info', '--auth-rate', '100000', '--auth-burst', '100000'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const srv = spawn(bin, ['serve', '--port', '0', '--data', data, '--log-level', 'info', '--auth-rate', '100000', '--auth-burst', '100000',
+    ...(process.env.BENCH_SERVER_ARGS || '').split(' ').filter(Boolean)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const port = await new Promise((resolve, reject) => {
     let acc = ''; srv.stderr.on('data', (d) => { acc += d; const m = /listening on [^:]+:(\d+)/.exec(acc); if (m) resolve(Number(m[1])); });
     srv.on('exit', (c) => reject(new Error('storm exited ' + c)));
@@ -104,7 +105,7 @@ async function main() {
     for (const ws of socks) ws.terminate();
 
     console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0].model}), server and client on the same machine`);
-    console.log(`argon2id m=19 MiB t=2 p=1, --hash-concurrency 1`);
+    console.log(`argon2id m=19 MiB t=2 p=1, --hash-concurrency 1 (unless overridden: ${process.env.BENCH_SERVER_ARGS || 'defaults'})`);
     console.log(`logins/s (closed loop, 8 in flight, ${SECS}s): ${lps.toFixed(1)}  (failures ${fails})`);
     console.log(`WS ping RTT, ${socks.length} clients x 1/s, quiet : p50 ${pct(quiet, 50).toFixed(2)} ms  p99 ${pct(quiet, 99).toFixed(2)} ms  (n=${quiet.length})`);
     console.log(`WS ping RTT, during ${RATE} logins/s           : p50 ${pct(busy, 50).toFixed(2)} ms  p99 ${pct(busy, 99).toFixed(2)} ms  (n=${busy.length}; logins ok ${stormOk}, failed ${stormFail})`);
