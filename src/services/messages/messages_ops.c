@@ -372,48 +372,20 @@ static void after_create(msg_job_t *j) {
   reply_channel(j);
 }
 
-static void reply_list(msg_job_t *j) {
-  channel_membership_t *rows = j->items;
+/* Answers {"<key>":[item, ...],"more":bool}: items are written by item_json
+ * until the reply would pass the bus payload budget; the rest is left for
+ * the next page (the client pages on with after = the last id it got). */
+typedef void (*item_json_fn)(msg_job_t *j, size_t i, buf_t *b);
+
+static void reply_page(msg_job_t *j, const char *key, item_json_fn item_json) {
   size_t limit = reply_budget(j->svc);
   bool more = j->more;
   buf_t b = BUF_INIT;
-  buf_append_str(&b, "{\"channels\":[");
+  buf_printf(&b, "{\"%s\":[", key);
   for (size_t i = 0; i < j->nitems; i++) {
     size_t mark = b.len;
     if (i) buf_append_char(&b, ',');
-    int64_t peer = msg_dm_peer(&rows[i].channel, j->req.user_id);
-    msg_channel_json(&rows[i].channel, j->req.user_id, peer ? msg_name_of(j, peer) : NULL,
-                     &rows[i].member, &b);
-    if (b.len > limit && i > 0) { /* the rest on the next page (after = last id) */
-      b.len = mark;
-      b.data[mark] = '\0';
-      more = true;
-      break;
-    }
-  }
-  buf_printf(&b, "],\"more\":%s}", more ? "true" : "false");
-  msg_job_reply(j, &b);
-  buf_free(&b);
-  msg_job_finish(j);
-}
-
-static void after_list(msg_job_t *j) {
-  channel_membership_t *rows = j->items;
-  for (size_t i = 0; i < j->nitems; i++)
-    msg_slot_need_id(j, msg_dm_peer(&rows[i].channel, j->req.user_id));
-  msg_lookup_run(j, reply_list);
-}
-
-static void after_public(msg_job_t *j) {
-  channel_rec_t *rows = j->items;
-  size_t limit = reply_budget(j->svc);
-  bool more = j->more;
-  buf_t b = BUF_INIT;
-  buf_append_str(&b, "{\"channels\":[");
-  for (size_t i = 0; i < j->nitems; i++) {
-    size_t mark = b.len;
-    if (i) buf_append_char(&b, ',');
-    msg_channel_json(&rows[i], j->req.user_id, NULL, NULL, &b);
+    item_json(j, i, &b);
     if (b.len > limit && i > 0) {
       b.len = mark;
       b.data[mark] = '\0';
@@ -426,6 +398,28 @@ static void after_public(msg_job_t *j) {
   buf_free(&b);
   msg_job_finish(j);
 }
+
+static void list_item(msg_job_t *j, size_t i, buf_t *b) {
+  channel_membership_t *row = &((channel_membership_t *)j->items)[i];
+  int64_t peer = msg_dm_peer(&row->channel, j->req.user_id);
+  msg_channel_json(&row->channel, j->req.user_id, peer ? msg_name_of(j, peer) : NULL,
+                   &row->member, b);
+}
+
+static void reply_list(msg_job_t *j) { reply_page(j, "channels", list_item); }
+
+static void after_list(msg_job_t *j) {
+  channel_membership_t *rows = j->items;
+  for (size_t i = 0; i < j->nitems; i++)
+    msg_slot_need_id(j, msg_dm_peer(&rows[i].channel, j->req.user_id));
+  msg_lookup_run(j, reply_list);
+}
+
+static void public_item(msg_job_t *j, size_t i, buf_t *b) {
+  msg_channel_json(&((channel_rec_t *)j->items)[i], j->req.user_id, NULL, NULL, b);
+}
+
+static void after_public(msg_job_t *j) { reply_page(j, "channels", public_item); }
 
 static void after_join(msg_job_t *j) {
   if (j->flag) {
@@ -450,28 +444,12 @@ static void after_leave(msg_job_t *j) {
   msg_job_finish(j);
 }
 
-static void reply_members(msg_job_t *j) {
-  member_rec_t *rows = j->items;
-  size_t limit = reply_budget(j->svc);
-  bool more = j->more;
-  buf_t b = BUF_INIT;
-  buf_append_str(&b, "{\"members\":[");
-  for (size_t i = 0; i < j->nitems; i++) {
-    size_t mark = b.len;
-    if (i) buf_append_char(&b, ',');
-    msg_member_json(rows[i].user_id, msg_name_of(j, rows[i].user_id), rows[i].joined_at, &b);
-    if (b.len > limit && i > 0) {
-      b.len = mark;
-      b.data[mark] = '\0';
-      more = true;
-      break;
-    }
-  }
-  buf_printf(&b, "],\"more\":%s}", more ? "true" : "false");
-  msg_job_reply(j, &b);
-  buf_free(&b);
-  msg_job_finish(j);
+static void member_item(msg_job_t *j, size_t i, buf_t *b) {
+  member_rec_t *row = &((member_rec_t *)j->items)[i];
+  msg_member_json(row->user_id, msg_name_of(j, row->user_id), row->joined_at, b);
 }
+
+static void reply_members(msg_job_t *j) { reply_page(j, "members", member_item); }
 
 static void after_members_list(msg_job_t *j) {
   member_rec_t *rows = j->items;
