@@ -71,9 +71,11 @@ fuzz-build: $(FUZZBIN)
 unit-build: $(UNITBIN)
 
 # The two commands of the README.
+# --dev: a newcomer has no STORM_JWT_SECRET; dev mode keeps a generated one in
+# ./data/jwt_secret (docs/auth.md). A given STORM_JWT_SECRET still wins.
 run: deps
 	$(MAKE) BUILD=release
-	./build/release/storm serve
+	./build/release/storm serve --dev
 
 test: deps
 	scripts/test-all.sh
