@@ -123,8 +123,11 @@ json_t *gw_json_body(http_req_t *r);
 void gw_session_open(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims, bool wait_first);
 /* Handles one client text frame of a READY session (gateway_ws.c). */
 void gw_ws_handle_text(gateway_t *g, net_conn_t *c, const char *data, size_t len);
-/* Client frames a session holds before hello; one more closes it (1008). */
+/* Client frames (and bytes) a session holds before hello; more closes it
+ * (1008): the hold lasts only while the channel list loads, but it is
+ * memory a client chooses, so it is bounded. */
 #define GW_EARLY_MAX 32
+#define GW_EARLY_MAX_BYTES (64 * 1024)
 /* Called after the client's first frame was handled when wait_first was set:
  * a resume in it is stashed by then, so hello (if the list is in) can go and
  * apply it before any live event. */

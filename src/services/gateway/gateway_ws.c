@@ -283,7 +283,10 @@ static void on_message(net_conn_t *c, int opcode, const uint8_t *data, size_t le
   gw_session_t *s = ws_user(c);
   if (s->state == GW_SESS_LOADING) {
     if (!s->early) s->early = json_array();
-    if (!s->early || json_array_size(s->early) >= GW_EARLY_MAX) {
+    size_t held = len, k;
+    json_t *t;
+    json_array_foreach(s->early, k, t) held += json_string_length(t);
+    if (!s->early || json_array_size(s->early) >= GW_EARLY_MAX || held > GW_EARLY_MAX_BYTES) {
       ws_close(c, WS_CLOSE_POLICY, "too many messages before hello");
       return;
     }
