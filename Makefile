@@ -39,13 +39,17 @@ CFLAGS_ALL := $(BASE) $(OPT) $(CFLAGS)
 LIBSRC   := $(filter-out src/cmd/main.c,$(shell find src -name '*.c' | sort))
 LIBOBJ   := $(LIBSRC:%.c=$(OUT)/obj/%.o)
 MAINOBJ  := $(OUT)/obj/src/cmd/main.o
+# storm-load (issue 5): its own program; it links libstorm.a for the shared
+# codecs (WebSocket frames, buffers) and never the services.
+LOADSRC  := $(sort $(wildcard tools/load/*.c))
+LOADOBJ  := $(LOADSRC:%.c=$(OUT)/obj/%.o)
 UNITSRC  := $(sort $(wildcard test/unit/test_*.c))
 UNITBIN  := $(UNITSRC:test/unit/%.c=$(OUT)/test/%)
 FUZZSRC  := $(sort $(wildcard test/fuzz/fuzz_*.c))
 FUZZBIN  := $(FUZZSRC:test/fuzz/%.c=$(OUT)/fuzz/%)
 
 .PHONY: all fuzz-build unit-build run test unit check-deps deps fuzz bench clean asan release
-all: $(OUT)/storm
+all: $(OUT)/storm $(if $(LOADSRC),$(OUT)/storm-load)
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,6 +61,13 @@ $(OUT)/libstorm.a: $(LIBOBJ)
 
 $(OUT)/storm: $(MAINOBJ) $(OUT)/libstorm.a
 	$(CC) $(OPT) $(LDOPT) -o $@ $^ $(PKG_LIBS) -lm
+
+$(OUT)/storm-load: $(LOADOBJ) $(OUT)/libstorm.a
+	$(CC) $(OPT) $(LDOPT) -o $@ $^ $(PKG_LIBS) -lm
+
+$(OUT)/obj/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itools -c $< -o $@
 
 $(OUT)/test/%: test/unit/%.c $(OUT)/libstorm.a
 	@mkdir -p $(dir $@)
@@ -101,4 +112,4 @@ release:
 clean:
 	rm -rf build
 
--include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d)
+-include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d) $(LOADOBJ:.o=.d)
