@@ -43,6 +43,7 @@ MAINOBJ  := $(OUT)/obj/src/cmd/main.o
 # codecs (WebSocket frames, buffers) and never the services.
 LOADSRC  := $(sort $(wildcard tools/load/*.c))
 LOADOBJ  := $(LOADSRC:%.c=$(OUT)/obj/%.o)
+LOADLIB  := $(filter-out $(OUT)/obj/tools/load/main.o,$(LOADOBJ))
 UNITSRC  := $(sort $(wildcard test/unit/test_*.c))
 UNITBIN  := $(UNITSRC:test/unit/%.c=$(OUT)/test/%)
 FUZZSRC  := $(sort $(wildcard test/fuzz/fuzz_*.c))
@@ -68,6 +69,11 @@ $(OUT)/storm-load: $(LOADOBJ) $(OUT)/libstorm.a
 $(OUT)/obj/tools/%.o: tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itools -c $< -o $@
+
+# Unit tests of storm-load's own modules (test_load_*.c) also link them.
+$(OUT)/test/test_load_%: test/unit/test_load_%.c $(LOADLIB) $(OUT)/libstorm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itools -Itest/unit -o $@ $< $(LOADLIB) $(OUT)/libstorm.a $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm $(LDOPT)
 
 $(OUT)/test/%: test/unit/%.c $(OUT)/libstorm.a
 	@mkdir -p $(dir $@)
