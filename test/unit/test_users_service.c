@@ -13,6 +13,7 @@
 #include <string.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <fcntl.h>
 #include <dirent.h>
@@ -66,6 +67,8 @@ typedef struct {
   int entered;
   int set_hash_calls;
   int revoke_family_calls;
+  _Atomic int purge_calls;
+  _Atomic long long purge_now; /* now_ms of the last purge */
 } fake_store_t;
 
 static fake_store_t *fs(users_store_t *s) { return (fake_store_t *)s; }
@@ -218,7 +221,11 @@ static int fs_revoke_family(users_store_t *s, const uint8_t family[16]) {
   });
 }
 
-static int fs_purge(users_store_t *s, int64_t now_ms) { return 0; }
+static int fs_purge(users_store_t *s, int64_t now_ms) {
+  atomic_store(&fs(s)->purge_now, (long long)now_ms);
+  atomic_fetch_add(&fs(s)->purge_calls, 1);
+  return 0;
+}
 static bool fs_healthy(users_store_t *s) { return true; }
 static void fs_close(users_store_t *s) {}
 
@@ -1208,6 +1215,33 @@ static void test_queue_zero_and_metrics(void **state) {
   fx_done(&f);
 }
 
+/* Expired refresh tokens are purged on the pool every purge_interval_ms,
+ * with the wall clock, and stop waits for nothing once the timer is gone. */
+static void purge_tick(uv_timer_t *t) {
+  fx_t *f = t->data;
+  if (atomic_load(&f->store.purge_calls) >= 2) uv_stop(&f->loop);
+}
+
+static void test_purge_timer(void **state) {
+  fx_t f;
+  fx_init(&f);
+  f.opts.purge_interval_ms = 20;
+  fx_start(&f);
+  uv_timer_t t;
+  uv_timer_init(&f.loop, &t);
+  t.data = &f;
+  uv_timer_start(&t, purge_tick, 10, 10); /* keeps the loop alive; stops it after 2 purges */
+  uint64_t t0 = uv_now(&f.loop);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_true(atomic_load(&f.store.purge_calls) >= 2);
+  assert_true(uv_now(&f.loop) - t0 < 5000);
+  long long now = (long long)time(NULL) * 1000;
+  long long seen = atomic_load(&f.store.purge_now);
+  assert_true(seen > now - 10000 && seen <= now + 1000); /* unix ms, not loop time */
+  uv_close((uv_handle_t *)&t, NULL);
+  fx_done(&f);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   /* test_stop_cancels_unstarted fills the pool: fix its size */
@@ -1239,6 +1273,7 @@ int main(void) {
       cmocka_unit_test(test_stop_idle),
       cmocka_unit_test(test_start_invalid),
       cmocka_unit_test(test_queue_zero_and_metrics),
+      cmocka_unit_test(test_purge_timer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

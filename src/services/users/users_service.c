@@ -91,6 +91,12 @@ struct users_service {
   /* Never started: it exists so that stop can finish through uv_close's
    * callback, i.e. from the loop and never inside users_service_stop. */
   uv_idle_t done_handle;
+  /* Housekeeping: expired refresh tokens are deleted on the pool, one
+   * purge at a time, every purge_interval_ms. */
+  uv_timer_t purge_timer;
+  uv_work_t purge_work;
+  int purged;
+  bool purging;
   bool stopping, closing;
   void (*done)(void *arg);
   void *done_arg;
@@ -452,10 +458,38 @@ static void on_done_closed(uv_handle_t *h) {
   if (s->done) s->done(s->done_arg); /* may free s: touch nothing after */
 }
 
-static void maybe_done(users_service_t *s) {
-  if (!s->stopping || s->closing || s->running.n > 0) return;
-  s->closing = true;
+/* Handles close one after the other (libuv runs close callbacks in no
+ * promised order): done runs after both are closed. */
+static void on_purge_timer_closed(uv_handle_t *h) {
+  users_service_t *s = h->data;
   uv_close((uv_handle_t *)&s->done_handle, on_done_closed);
+}
+
+static void maybe_done(users_service_t *s) {
+  if (!s->stopping || s->closing || s->running.n > 0 || s->purging) return;
+  s->closing = true;
+  uv_close((uv_handle_t *)&s->purge_timer, on_purge_timer_closed);
+}
+
+static void on_purge_work(uv_work_t *w) {
+  users_service_t *s = container_of(w, users_service_t, purge_work);
+  s->purged = s->o.store->ops->refresh_purge_expired(s->o.store, now_ms());
+}
+
+static void on_purge_done(uv_work_t *w, int status) {
+  users_service_t *s = container_of(w, users_service_t, purge_work);
+  s->purging = false;
+  if (status == 0 && s->purged > 0)
+    log_info(COMPONENT, "deleted %d expired refresh tokens", s->purged);
+  else if (status == 0 && s->purged < 0)
+    log_warn(COMPONENT, "purging expired refresh tokens failed: %d", s->purged);
+  maybe_done(s);
+}
+
+static void on_purge_timer(uv_timer_t *t) {
+  users_service_t *s = t->data;
+  if (s->purging || s->stopping) return;
+  s->purging = uv_queue_work(s->o.loop, &s->purge_work, on_purge_work, on_purge_done) == 0;
 }
 
 static void on_after_work(uv_work_t *w, int status) {
@@ -576,6 +610,11 @@ int users_service_start(const users_service_opts_t *o, users_service_t **out) {
   }
   uv_idle_init(o->loop, &s->done_handle);
   s->done_handle.data = s;
+  uint64_t every = o->purge_interval_ms ? o->purge_interval_ms : 3600 * 1000;
+  uv_timer_init(o->loop, &s->purge_timer);
+  s->purge_timer.data = s;
+  uv_timer_start(&s->purge_timer, on_purge_timer, every, every);
+  uv_unref((uv_handle_t *)&s->purge_timer); /* housekeeping keeps no loop alive */
   *out = s;
   return 0;
 }
@@ -598,6 +637,8 @@ void users_service_stop(users_service_t *s, void (*done)(void *arg), void *arg) 
   /* Jobs the pool has not started come back with UV_ECANCELED (answered
    * 503); running ones finish and are answered normally. */
   for (users_job_t *j = s->running.head; j; j = j->next) uv_cancel((uv_req_t *)&j->work);
+  uv_timer_stop(&s->purge_timer);
+  if (s->purging) uv_cancel((uv_req_t *)&s->purge_work);
   maybe_done(s);
 }
 

@@ -41,6 +41,7 @@ typedef struct {
   size_t pw_memlimit;              /* argon2id m in bytes */
   int max_concurrent_hashes;       /* default 1 */
   int max_queued_hashes;           /* default 256 */
+  uint64_t purge_interval_ms;      /* expired refresh tokens deleted this often; 0 = 1 hour */
   metrics_registry_t *metrics;
 } users_service_opts_t;
 
