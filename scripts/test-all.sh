@@ -27,6 +27,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 suite build make -j2 all unit-build
 suite unit make -s unit
 suite blackbox blackbox build/storm
+suite k6-syntax scripts/check-k6.sh
 suite asan-build make -j2 BUILD=asan all unit-build
 suite asan-unit make -s BUILD=asan unit
 suite asan-blackbox blackbox build/asan/storm
