@@ -8,6 +8,7 @@
  * Checks run in a fixed order (identity, then ids, then content), so a
  * request with several faults always gets the same answer.
  */
+#include "core/json_object.h"
 #include "services/messages/messages_internal.h"
 
 #include <errno.h>
@@ -342,17 +343,8 @@ msg_err_t msg_req_parse(msg_op_t op, const void *data, size_t len, msg_req_t *ou
     *detail = "unknown operation";
     return MSG_E_BAD_REQUEST;
   }
-  if (len > MESSAGES_REQUEST_MAX) {
-    *detail = "request too large";
-    return MSG_E_BAD_REQUEST;
-  }
-  json_error_t jerr;
-  json_t *root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!json_is_object(root)) {
-    *detail = "request must be a JSON object";
-    json_decref(root);
-    return MSG_E_BAD_REQUEST;
-  }
+  json_t *root = json_object_load_bounded(data, len, MESSAGES_REQUEST_MAX, detail);
+  if (!root) return MSG_E_BAD_REQUEST;
   ctx_t c = {root, detail};
   msg_err_t e = parse_op(&c, op, out);
   json_decref(root);

@@ -7,6 +7,7 @@
  * are looked at; everything is validated here, on the loop, so the thread
  * pool only ever sees well-formed work.
  */
+#include "core/json_object.h"
 #include "services/users/users_internal.h"
 
 #include <errno.h>
@@ -153,17 +154,8 @@ users_err_t users_req_parse(users_op_t op, const void *data, size_t len, users_r
   *detail = NULL;
   memset(out, 0, sizeof *out);
   out->op = op;
-  if (len > USERS_REQUEST_MAX) {
-    *detail = "request too large";
-    return USERS_E_BAD_REQUEST;
-  }
-  json_error_t jerr;
-  json_t *root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!json_is_object(root)) {
-    *detail = "request must be a JSON object";
-    json_decref(root);
-    return USERS_E_BAD_REQUEST;
-  }
+  json_t *root = json_object_load_bounded(data, len, USERS_REQUEST_MAX, detail);
+  if (!root) return USERS_E_BAD_REQUEST;
   ctx_t c = {root, detail};
   users_err_t e;
   switch (op) {

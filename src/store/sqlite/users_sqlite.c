@@ -197,19 +197,35 @@ static int user_create(users_store_t *s, const char *username, const char *displ
   return r;
 }
 
-/* Runs a bound user SELECT: 0 and *out, -ENOENT or -EIO. Unbinds. */
-static int user_select(users_sqlite_t *u, sqlite3_stmt *st, int rc, const char *op,
-                       user_rec_t *out) {
+/* Steps a bound single-row SELECT and reads its row with read: 0 and *out,
+ * -ENOENT or -EIO. Unbinds. Shared by the user and refresh-token lookups. */
+typedef int (*row_reader_fn)(users_sqlite_t *u, sqlite3_stmt *st, void *out);
+
+static int select_one(users_sqlite_t *u, sqlite3_stmt *st, int rc, const char *op,
+                      row_reader_fn read, void *out) {
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
   int r;
   if (rc == SQLITE_ROW)
-    r = read_user(u, st, out) == 0 ? ok(u, 0) : -EIO;
+    r = read(u, st, out) == 0 ? ok(u, 0) : -EIO;
   else if (rc == SQLITE_DONE)
     r = ok(u, -ENOENT);
   else
     r = fail(u, op, rc);
   idle(st);
   return r;
+}
+
+static int read_user_row(users_sqlite_t *u, sqlite3_stmt *st, void *out) {
+  return read_user(u, st, out);
+}
+
+static int read_refresh_row(users_sqlite_t *u, sqlite3_stmt *st, void *out) {
+  return read_refresh(u, st, out);
+}
+
+static int user_select(users_sqlite_t *u, sqlite3_stmt *st, int rc, const char *op,
+                       user_rec_t *out) {
+  return select_one(u, st, rc, op, read_user_row, out);
 }
 
 static int user_by_name(users_store_t *s, const char *username, user_rec_t *out) {
@@ -287,17 +303,8 @@ static int refresh_insert(users_store_t *s, const refresh_rec_t *r) {
 static int get_refresh(users_sqlite_t *u, const uint8_t hash[32], refresh_rec_t *out,
                        const char *op) {
   sqlite3_stmt *st = u->st[ST_RT_GET];
-  int rc = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-  if (rc == SQLITE_OK) rc = sqlite3_step(st);
-  int r;
-  if (rc == SQLITE_ROW)
-    r = read_refresh(u, st, out) == 0 ? ok(u, 0) : -EIO;
-  else if (rc == SQLITE_DONE)
-    r = ok(u, -ENOENT);
-  else
-    r = fail(u, op, rc);
-  idle(st);
-  return r;
+  return select_one(u, st, sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC), op,
+                    read_refresh_row, out);
 }
 
 static int refresh_get(users_store_t *s, const uint8_t token_hash[32], refresh_rec_t *out) {
