@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev   # compilers, libFuzzer + sanitizers
   libuv1-dev libjansson-dev libsodium-dev libssl-dev libsqlite3-dev  # runtime libraries
+  libnats-dev libhiredis-dev libpq-dev libcurl4-openssl-dev          # distributed-mode clients
+  nats-server postgresql redis-server                    # distributed-mode servers (tests, cluster script)
   libcmocka-dev                                          # C unit tests
   python3 python3-websockets                             # black-box test client
   wrk nginx-light curl procps                            # benchmark and tooling
