@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every STORM test suite, in order: unit tests, black-box tests with two
 # independent WebSocket clients (Node ws, Python websockets), the same again
-# under ASan+UBSan, then bounded fuzzing. Prints one closing line
+# under ASan+UBSan, then bounded fuzzing. Starts NATS, PostgreSQL and Redis first. Prints one closing line
 # "suites: N passed, N failed" and exits non-zero if any suite failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -20,6 +20,17 @@ blackbox() { # binary
   STORM_BIN=$1 node --test test/blackbox/ &&
   STORM_BIN=$1 /usr/bin/python3 -m unittest discover -s test/blackbox -p 'test_*.py'
 }
+
+# Real NATS, PostgreSQL and Redis for the distributed-mode tests: every
+# suite below sees STORM_TEST_NATS_URL, STORM_TEST_PG and STORM_TEST_REDIS.
+INFRA_DIR=$(mktemp -d /tmp/storm-infra.XXXXXX)
+trap 'scripts/infra.sh stop "$INFRA_DIR"' EXIT
+if scripts/infra.sh start "$INFRA_DIR" >/dev/null; then
+  # shellcheck disable=SC1091
+  source "$INFRA_DIR/env"
+else
+  echo "test-all: could not start NATS/PostgreSQL/Redis (logs in $INFRA_DIR)"; fail=$((fail + 1)); failed+=("infra")
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
