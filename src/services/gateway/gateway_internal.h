@@ -147,6 +147,19 @@ void gw_presence_publish(gateway_t *g, const gw_session_t *s, const char *status
 void gw_publish_user_event(gateway_t *g, const gw_session_t *s, const char *op, int64_t chan_id,
                            const char *status);
 
+/* ---- Broadcast (gateway_broadcast.c) ---- */
+
+/* Longest `broadcast` body, in characters (the limit of a message body). */
+#define GW_BROADCAST_BODY_MAX_CHARS 4000
+/* True when body (a jansson string: valid UTF-8, no NUL) has 1 to
+ * GW_BROADCAST_BODY_MAX_CHARS characters. */
+bool gw_broadcast_body_ok(const char *body, size_t len);
+/* Publishes {"op":"broadcast", channel_id, user_id, body} on chan.<chan_id>,
+ * encoded once. Returns 0 or bus_publish's negative errno (-ENOMEM when
+ * the event could not be built); nothing is retried or stored. */
+int gw_broadcast_publish(gateway_t *g, int64_t user_id, int64_t chan_id, const char *body,
+                         size_t len);
+
 /* ---- Sending (gateway_ws.c) ---- */
 
 /* Serialises, sends and decrefs obj. Returns ws_send's result. */

@@ -1,7 +1,8 @@
 /*
  * gateway_ws.c — WebSocket sessions on /ws: the route, and the client ops
  * (docs/protocol.md). Session life is in gateway_session.c, delivery in
- * gateway_fanout.c, resume in gateway_resume.c.
+ * gateway_fanout.c, resume in gateway_resume.c, the broadcast event in
+ * gateway_broadcast.c.
  *
  * Every op is a JSON object in a text frame; `ref` is echoed in the answer
  * or error. Fields are checked here (bad_request) before anything costs a
@@ -217,6 +218,36 @@ static void op_typing(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
   gw_publish_user_event(g, s, "typing", chan, NULL);
 }
 
+/* Broadcast relays ephemeral data to the channel's members (docs/protocol.md,
+ * Broadcast): checked like send, but nothing is stored and nothing answers
+ * a success. Membership is this connection's subscription, so a non-member
+ * is refused before it costs a token; the sender's own connections receive
+ * the event like every other member. */
+static void op_broadcast(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  gw_session_t *s = ws_user(c);
+  int64_t chan = 0;
+  json_t *body = json_object_get(m, "body");
+  const char *bad = NULL;
+  if (!get_id(m, "channel_id", &chan))
+    bad = "'channel_id' must be a positive integer";
+  else if (!json_is_string(body))
+    bad = "'body' must be a string";
+  else if (!gw_broadcast_body_ok(json_string_value(body), json_string_length(body)))
+    bad = "'body' must be 1-4000 characters";
+  if (bad) {
+    bad_field(c, bad, ref);
+    return;
+  }
+  if (!gw_subs_entry(&g->subs, &s->cs, chan)) {
+    gw_ws_error(c, "not_found", "not a member of this channel", ref, chan);
+    return;
+  }
+  if (!take_token(g, c, ref)) return;
+  if (gw_broadcast_publish(g, s->user_id, chan, json_string_value(body),
+                           json_string_length(body)) < 0)
+    gw_ws_error(c, "unavailable", "the broadcast could not be published", ref, chan);
+}
+
 static void op_ping(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
   json_t *p = json_pack("{s:s}", "op", "pong");
   if (p && ref) json_object_set(p, "ref", ref);
@@ -236,8 +267,9 @@ static const struct {
   const char *name;
   op_fn fn;
 } ops[] = {
-    {"send", op_send}, {"typing", op_typing}, {"read", op_read},   {"history", op_history},
-    {"resume", gw_resume_op}, {"ping", op_ping}, {"echo", op_echo},
+    {"send", op_send},        {"typing", op_typing}, {"read", op_read},
+    {"history", op_history},  {"broadcast", op_broadcast},
+    {"resume", gw_resume_op}, {"ping", op_ping},     {"echo", op_echo},
 };
 
 void gw_ws_handle_text(gateway_t *g, net_conn_t *c, const char *data, size_t len) {
