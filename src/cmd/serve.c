@@ -25,6 +25,7 @@
 #include "services/users/users_service.h"
 #include "store/sqlite/messages_sqlite.h"
 #include "store/sqlite/sqlite_db.h"
+#include "store/redis/redis_client.h"
 #include "store/sqlite/users_sqlite.h"
 
 typedef struct {
@@ -41,6 +42,7 @@ typedef struct {
   messages_service_t *messages;
   net_server_t *server;
   gateway_t *gateway;
+  redis_client_t *redis;
   uv_signal_t sigterm, sigint;
   uv_timer_t hard_deadline;
   bool stopping;
@@ -61,6 +63,10 @@ static void on_bus_closed(void *arg) {
 
 static void on_services_stopped(void *arg) {
   app_t *app = arg;
+  if (app->redis) {
+    redis_client_close(app->redis, NULL, NULL);
+    app->redis = NULL;
+  }
   /* The messages store drains its commit queue (every queued message is
    * committed and called back) and releases its loop handle here, so the
    * loop can end. */
@@ -84,6 +90,7 @@ static void on_users_stopped(void *arg) {
 static void on_drained(void *arg) {
   app_t *app = arg;
   log_info("main", "connections drained");
+  gateway_stop(app->gateway);
   if (app->users)
     users_service_stop(app->users, on_users_stopped, app);
   else
@@ -224,6 +231,7 @@ static int start_gateway(app_t *app) {
       .resume_limit = (uint32_t)app->cfg.resume_limit,
       .ws_send_rate = app->cfg.ws_send_rate,
       .ws_send_burst = app->cfg.ws_send_burst,
+      .redis = app->redis,
   };
   rc = gateway_start(&go, &app->gateway);
   if (rc < 0) {
@@ -238,10 +246,10 @@ int cmd_serve(int argc, char **argv) {
   static app_t app; /* static: signal handlers and exit paths may outlive a frame */
   int code;
   if (cmd_config(&app.cfg, argc, argv, &code)) return code;
-  if (app.cfg.bus_url[0] || app.cfg.db_url[0] || app.cfg.redis_addr[0]) {
+  if (app.cfg.bus_url[0] || app.cfg.db_url[0]) {
     fprintf(stderr,
-            "storm: invalid --bus/--db/--redis: distributed mode (NATS, PostgreSQL, Redis) is not "
-            "built yet; leave them empty for embedded mode\n");
+            "storm: invalid --bus/--db: NATS and PostgreSQL are not wired into serve yet; leave "
+            "them empty for embedded mode\n");
     return 2;
   }
   if ((code = cmd_jwt_keys(&app.cfg, &app.keys)) != 0) return code;
@@ -273,6 +281,14 @@ int cmd_serve(int argc, char **argv) {
   uv_timer_init(app.loop, &app.hard_deadline);
   uv_unref((uv_handle_t *)&app.hard_deadline);
 
+  if (app.cfg.redis_addr[0]) {
+    redis_client_opts_t ro = {.addr = app.cfg.redis_addr, .password = app.cfg.redis_password};
+    int rc = redis_client_open(app.loop, &ro, &app.redis);
+    if (rc < 0) {
+      log_error("main", "invalid --redis / REDIS_ADDR '%s': %s", app.cfg.redis_addr, uv_strerror(rc));
+      return 2;
+    }
+  }
   if (config_service_enabled(&app.cfg, "users") && start_users_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "messages") && start_messages_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "services/gateway/gateway_internal.h"
+#include "services/gateway/gateway_presence.h"
 
 /* An idle connection costs its net_conn_t (~430 bytes) plus this session
  * plus 32 bytes per channel (its entry and its slot in the channel's
@@ -29,7 +30,11 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
   gw_fanout_init(g, o->max_channels ? o->max_channels : GW_DEFAULT_MAX_CHANNELS);
   /* 64K buckets (~5 MiB): enough distinct IPs for a launch, bounded against floods. */
   g->auth_limit = ratelimit_new(o->auth_rate, o->auth_burst, 65536);
+  g->auth_rate = o->auth_rate;
+  g->auth_burst = o->auth_burst;
+  g->redis = o->redis;
   int rc = g->auth_limit ? 0 : -ENOMEM;
+  if (rc == 0) rc = gw_presence_start(g);
   if (rc == 0) rc = gateway_http_routes(g);
   if (rc == 0) rc = gateway_auth_routes(g);
   if (rc == 0) rc = gateway_messages_routes(g);
@@ -40,6 +45,10 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
   }
   *out = g;
   return 0;
+}
+
+void gateway_stop(gateway_t *g) {
+  if (g) gw_presence_stop(g);
 }
 
 void gateway_free(gateway_t *g) {

@@ -34,12 +34,18 @@ typedef struct {
   double ws_send_rate;          /* per-connection token bucket, ops per second [10] */
   double ws_send_burst;         /* its size [20] */
   uint32_t max_channels;        /* channels delivered per connection [1000] */
+  /* Shared state across gateways (presence, auth rate limit); NULL = this
+   * process only. Must outlive the gateway; gateway_stop before closing it. */
+  struct redis_client *redis;
 } gateway_opts_t;
 
 /* Size of the per-connection user area the gateway needs (net_server_opts_t.user_size). */
 size_t gateway_conn_user_size(void);
 
 int gateway_start(const gateway_opts_t *o, gateway_t **out);
+/* Once the server has drained: stops the gateway's own timers and removes
+ * its presence from Redis. Call before closing the Redis client. */
+void gateway_stop(gateway_t *g);
 void gateway_free(gateway_t *g);
 
 #endif

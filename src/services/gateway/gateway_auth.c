@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "net/http.h"
 #include "services/gateway/gateway_internal.h"
+#include "store/redis/redis_shared.h"
 
 #define AUTH_MAX_BODY (8 * 1024)
 
@@ -57,25 +58,63 @@ void gw_client_ip(const gateway_t *g, const http_req_t *r, char *out, size_t out
   }
 }
 
-/* The rate limit and content checks every /auth POST shares. Answers and
- * returns NULL when the request must not go on. */
-static json_t *auth_precheck(gateway_t *g, http_req_t *r) {
-  char ip[64];
-  gw_client_ip(g, r, ip, sizeof ip);
-  uint64_t retry_ms = 0;
-  if (!ratelimit_take(g->auth_limit, ip, uv_now(g->loop), &retry_ms)) {
-    char hdr[48];
-    snprintf(hdr, sizeof hdr, "Retry-After: %llu\r\n", (unsigned long long)(retry_ms + 999) / 1000);
-    http_respond_error_with(r, 429, hdr, "rate_limited", "too many requests; retry later");
-    return NULL;
-  }
-  return gw_json_body(r);
+static void respond_429(http_req_t *r, uint64_t retry_ms) {
+  char hdr[48];
+  snprintf(hdr, sizeof hdr, "Retry-After: %llu\r\n", (unsigned long long)(retry_ms + 999) / 1000);
+  http_respond_error_with(r, 429, hdr, "rate_limited", "too many requests; retry later");
 }
 
+static void forward_checked(gateway_t *g, http_req_t *r, const char *subject, int ok_status) {
+  json_t *body = gw_json_body(r);
+  if (body) gw_forward_json(g, r, subject, body, ok_status);
+}
+
+/* Takes a token from this gateway's own buckets: without Redis, and as
+ * the fallback when Redis is down (limits then hold per gateway). */
+static bool take_local(gateway_t *g, http_req_t *r, const char *ip) {
+  uint64_t retry_ms = 0;
+  if (ratelimit_take(g->auth_limit, ip, uv_now(g->loop), &retry_ms)) return true;
+  respond_429(r, retry_ms);
+  return false;
+}
+
+typedef struct {
+  gateway_t *g;
+  http_req_t *r;
+  const char *subject;
+  int ok_status;
+  char ip[64];
+} auth_check_t;
+
+static void on_shared_limit(int status, bool allowed, uint64_t retry_ms, void *arg) {
+  auth_check_t *a = arg;
+  if (status < 0) {
+    if (take_local(a->g, a->r, a->ip)) forward_checked(a->g, a->r, a->subject, a->ok_status);
+  } else if (!allowed) {
+    respond_429(a->r, retry_ms);
+  } else {
+    forward_checked(a->g, a->r, a->subject, a->ok_status);
+  }
+  free(a);
+}
+
+/* Every /auth POST: the per-IP rate limit (shared by all gateways through
+ * Redis when configured), then the body checks, then the users service. */
 static void forward_auth(http_req_t *r, void *arg, const char *subject, int ok_status) {
   gateway_t *g = arg;
-  json_t *body = auth_precheck(g, r);
-  if (body) gw_forward_json(g, r, subject, body, ok_status);
+  char ip[64];
+  gw_client_ip(g, r, ip, sizeof ip);
+  if (g->redis) {
+    auth_check_t *a = malloc(sizeof *a);
+    if (a) {
+      *a = (auth_check_t){.g = g, .r = r, .subject = subject, .ok_status = ok_status};
+      snprintf(a->ip, sizeof a->ip, "%s", ip);
+      if (redis_ratelimit_take(g->redis, ip, g->auth_rate, g->auth_burst, on_shared_limit, a) == 0)
+        return;
+      free(a);
+    }
+  }
+  if (take_local(g, r, ip)) forward_checked(g, r, subject, ok_status);
 }
 
 static void on_register(http_req_t *r, void *arg) { forward_auth(r, arg, "users.register", 201); }

@@ -36,7 +36,12 @@ struct gateway {
   ws_handler_t ws_handler;
   uv_loop_t *loop;
   const jwt_keys_t *keys;
-  ratelimit_t *auth_limit;
+  ratelimit_t *auth_limit;  /* per-IP buckets of this gateway (also the fallback) */
+  double auth_rate, auth_burst;
+  struct redis_client *redis; /* shared buckets and presence; NULL = local only */
+  char instance[25];        /* random id of this gateway in shared presence */
+  uv_timer_t presence_hb;   /* refreshes storm:gw:<instance> */
+  bool presence_hb_open, presence_stopped;
   const char *trusted_proxies;
   gw_subs_t subs;          /* local channel and user subscriptions */
   uint32_t resume_limit;   /* messages replayed per channel by resume */

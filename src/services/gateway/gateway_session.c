@@ -25,6 +25,7 @@
 #include "net/http.h"
 #include "net/ws_frame.h"
 #include "services/gateway/gateway_internal.h"
+#include "services/gateway/gateway_presence.h"
 
 /* ---- bus requests for a connection ---- */
 
@@ -114,10 +115,15 @@ int gw_call_send(gateway_t *g, gw_call_t *call, const char *subject, json_t *pay
 
 void gw_publish_user_event(gateway_t *g, const gw_session_t *s, const char *op, int64_t chan_id,
                            const char *status) {
+  gw_publish_user_event_as(g, s->user_id, s->username, op, chan_id, status);
+}
+
+void gw_publish_user_event_as(gateway_t *g, int64_t user_id, const char *username, const char *op,
+                              int64_t chan_id, const char *status) {
   buf_t b = BUF_INIT;
   buf_printf(&b, "{\"op\":\"%s\",\"channel_id\":%lld,\"user_id\":%lld,\"username\":\"", op,
-             (long long)chan_id, (long long)s->user_id);
-  buf_append_json_escaped(&b, s->username, strlen(s->username));
+             (long long)chan_id, (long long)user_id);
+  buf_append_json_escaped(&b, username, strlen(username));
   buf_append_char(&b, '"');
   if (status) buf_printf(&b, ",\"status\":\"%s\"", status);
   buf_append_char(&b, '}');
@@ -183,11 +189,7 @@ static void apply_list(gateway_t *g, net_conn_t *c, json_t *reply) {
     gw_ws_error(c, "too_many_channels", msg, NULL, 0);
     if (s->state == GW_SESS_CLOSED) return;
   }
-  /* Presence: the first device of the user on this gateway. */
-  if (s->cs.user) {
-    s->online = true;
-    if (s->cs.user->online++ == 0) gw_presence_publish(g, s, "online");
-  }
+  gw_presence_connected(g, s);
   /* Frames that came before hello, in order: answers never precede hello,
    * and a resume among them registers its replay before any live event
    * (those arrive from the bus in later loop turns). */
@@ -272,9 +274,6 @@ void gw_session_close(gateway_t *g, net_conn_t *c) {
   json_decref(s->list_reply);
   s->list_reply = NULL;
   gw_resume_drop(s);
-  if (s->online) {
-    s->online = false;
-    if (--s->cs.user->online == 0) gw_presence_publish(g, s, "offline");
-  }
+  gw_presence_disconnected(g, s);
   gw_subs_conn_drop(&g->subs, &s->cs);
 }

@@ -116,6 +116,14 @@ int redis_presence_heartbeat(redis_client_t *rc, const char *instance) {
   return redis_client_command(rc, on_ignored, NULL, 5, argv, NULL);
 }
 
+int redis_presence_forget(redis_client_t *rc, const char *instance) {
+  if (!instance || !instance[0] || strlen(instance) > REDIS_SHARED_INSTANCE_MAX) return -EINVAL;
+  char key[16 + REDIS_SHARED_INSTANCE_MAX];
+  snprintf(key, sizeof key, "storm:gw:%s", instance);
+  const char *argv[] = {"DEL", key};
+  return redis_client_command(rc, on_ignored, NULL, 2, argv, NULL);
+}
+
 static void on_ratelimit(redis_client_t *rc, const redisReply *r, void *arg) {
   (void)rc;
   ratelimit_call_t c = *(ratelimit_call_t *)arg;

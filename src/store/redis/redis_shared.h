@@ -50,6 +50,10 @@ int redis_presence_set(redis_client_t *rc, const char *instance, int64_t user_id
  * failures are logged by nobody: the next heartbeat retries). */
 int redis_presence_heartbeat(redis_client_t *rc, const char *instance);
 
+/* Removes the instance's alive mark at once (a gateway shutting down):
+ * its devices stop counting for everyone. Fire and forget. */
+int redis_presence_forget(redis_client_t *rc, const char *instance);
+
 /* Answers the devices of user_id on live instances (no change). */
 int redis_presence_get(redis_client_t *rc, int64_t user_id, redis_presence_fn fn, void *arg);
 
