@@ -19,6 +19,7 @@
 #include "core/health.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "net/ops_routes.h"
 #include "net/server.h"
 #include "services/gateway/gateway.h"
 #include "services/messages/messages_service.h"
@@ -194,7 +195,10 @@ static int start_users(app_t *app) {
   return 0;
 }
 
-static int start_gateway(app_t *app) {
+/* Every process listens: the gateway's API and WebSocket when it runs the
+ * gateway, and always /healthz, /readyz and /metrics (a services-only
+ * replica needs probes and scraping too). */
+static int start_http(app_t *app) {
   net_server_opts_t so;
   net_server_opts_default(&so);
   so.host = app->cfg.host;
@@ -217,6 +221,15 @@ static int start_gateway(app_t *app) {
     log_error("main", "cannot listen on %s:%d: %s", app->cfg.host, app->cfg.port, uv_strerror(rc));
     return 1;
   }
+  rc = net_ops_routes(app->server, app->health, app->metrics);
+  if (rc < 0) {
+    log_error("main", "cannot add the operational routes: %s", uv_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
+
+static int start_gateway(app_t *app) {
   gateway_opts_t go = {
       .server = app->server,
       .bus = app->bus,
@@ -233,12 +246,11 @@ static int start_gateway(app_t *app) {
       .ws_send_burst = app->cfg.ws_send_burst,
       .redis = app->redis,
   };
-  rc = gateway_start(&go, &app->gateway);
+  int rc = gateway_start(&go, &app->gateway);
   if (rc < 0) {
     log_error("main", "gateway failed to start: %s", uv_strerror(rc));
     return 1;
   }
-  log_info("http", "listening on %s:%d", app->cfg.host, net_server_port(app->server));
   return 0;
 }
 
@@ -291,7 +303,9 @@ int cmd_serve(int argc, char **argv) {
   }
   if (config_service_enabled(&app.cfg, "users") && start_users_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "messages") && start_messages_service(&app)) return 1;
+  if (start_http(&app)) return 1;
   if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
+  log_info("http", "listening on %s:%d", app.cfg.host, net_server_port(app.server));
 
   uv_run(app.loop, UV_RUN_DEFAULT);
 

@@ -35,7 +35,6 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
   g->redis = o->redis;
   int rc = g->auth_limit ? 0 : -ENOMEM;
   if (rc == 0) rc = gw_presence_start(g);
-  if (rc == 0) rc = gateway_http_routes(g);
   if (rc == 0) rc = gateway_auth_routes(g);
   if (rc == 0) rc = gateway_messages_routes(g);
   if (rc == 0) rc = gateway_ws_routes(g);

@@ -99,7 +99,6 @@ struct gw_call {
   uint32_t replay_id;
 };
 
-int gateway_http_routes(gateway_t *g);
 int gateway_ws_routes(gateway_t *g);
 int gateway_auth_routes(gateway_t *g);
 int gateway_messages_routes(gateway_t *g);

@@ -1,11 +1,11 @@
-/*
- * gateway_http.c — operational endpoints: liveness, readiness, metrics.
- */
+/* ops_routes.c — see ops_routes.h. */
+#include "net/ops_routes.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "net/http.h"
-#include "services/gateway/gateway_internal.h"
+
 
 static void on_healthz(http_req_t *r, void *arg) {
   static const char body[] = "{\"status\":\"ok\"}";
@@ -13,17 +13,15 @@ static void on_healthz(http_req_t *r, void *arg) {
 }
 
 static void on_readyz(http_req_t *r, void *arg) {
-  gateway_t *g = arg;
   buf_t b = BUF_INIT;
-  bool ready = health_ready(g->health, &b);
+  bool ready = health_ready(arg, &b);
   http_respond(r, ready ? 200 : 503, "application/json", NULL, b.data, b.len);
   buf_free(&b);
 }
 
 static void on_metrics(http_req_t *r, void *arg) {
-  gateway_t *g = arg;
   buf_t b = BUF_INIT;
-  metrics_render(g->metrics, &b);
+  metrics_render(arg, &b);
   if (b.oom) {
     buf_free(&b);
     http_respond_error(r, 500, "internal", "out of memory");
@@ -33,10 +31,10 @@ static void on_metrics(http_req_t *r, void *arg) {
   buf_free(&b);
 }
 
-int gateway_http_routes(gateway_t *g) {
+int net_ops_routes(net_server_t *s, health_t *health, metrics_registry_t *metrics) {
   int rc = 0;
-  rc = rc ? rc : net_server_route(g->server, "GET", "/healthz", on_healthz, g, 0);
-  rc = rc ? rc : net_server_route(g->server, "GET", "/readyz", on_readyz, g, 0);
-  rc = rc ? rc : net_server_route(g->server, "GET", "/metrics", on_metrics, g, 0);
+  rc = rc ? rc : net_server_route(s, "GET", "/healthz", on_healthz, NULL, 0);
+  rc = rc ? rc : net_server_route(s, "GET", "/readyz", on_readyz, health, 0);
+  rc = rc ? rc : net_server_route(s, "GET", "/metrics", on_metrics, metrics, 0);
   return rc;
 }
