@@ -5,6 +5,7 @@
 #include "load/wsc.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +42,8 @@ struct wsc_client {
 struct wsc_engine {
   uv_loop_t *loop;
   target_t target;
+  struct sockaddr_in src;
+  bool bind_src;
   wsc_callbacks_t cb;
   uv_prepare_t flush;
   uv_timer_t sweep;
@@ -341,7 +344,23 @@ static void on_connect(uv_connect_t *req, int status) {
   mark_dirty(c); /* the upgrade request queued in wsc_connect */
 }
 
-int wsc_connect(wsc_engine_t *e, const char *token, void *user) {
+void wsc_engine_bind(wsc_engine_t *e, const struct sockaddr_in *src) {
+  e->src = *src;
+  e->bind_src = true;
+}
+
+/* IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(), where the
+ * kernel may reuse a port across destinations. */
+static int bind_source(wsc_engine_t *e, wsc_client_t *c) {
+  uv_os_fd_t fd;
+  int rc = uv_fileno((uv_handle_t *)&c->tcp, &fd);
+  if (rc < 0) return rc;
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+  return uv_tcp_bind(&c->tcp, (const struct sockaddr *)&e->src, 0);
+}
+
+int wsc_connect(wsc_engine_t *e, const char *path, void *user) {
   if (e->freeing) return -ECANCELED;
   wsc_client_t *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
@@ -357,12 +376,12 @@ int wsc_connect(wsc_engine_t *e, const char *token, void *user) {
   int rc = ws_accept_key(key64, 24, c->accept);
   if (rc == 0) {
     buf_printf(&c->out,
-               "GET /ws?access_token=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+               "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-               token, e->target.host, key64);
+               path, e->target.host, key64);
     if (c->out.oom) rc = -ENOMEM;
   }
-  if (rc == 0) rc = uv_tcp_init(e->loop, &c->tcp);
+  if (rc == 0) rc = e->bind_src ? uv_tcp_init_ex(e->loop, &c->tcp, AF_INET) : uv_tcp_init(e->loop, &c->tcp);
   if (rc < 0) {
     buf_free(&c->out);
     free(c);
@@ -374,7 +393,8 @@ int wsc_connect(wsc_engine_t *e, const char *token, void *user) {
   if (e->all) e->all->prev = c;
   e->all = c;
   e->live++;
-  rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&e->target.addr, on_connect);
+  rc = e->bind_src ? bind_source(e, c) : 0;
+  if (rc == 0) rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&e->target.addr, on_connect);
   if (rc < 0) {
     c->notified = true; /* a failed call fires no callback */
     c->st = ST_DONE;

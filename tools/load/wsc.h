@@ -6,8 +6,9 @@
  *   runs on that loop. It is designed to be instantiated once per worker
  *   process (a later `--procs N` forks workers that each run an engine,
  *   optionally binding source addresses 127.0.0.2...).
- * - wsc_connect starts one client: TCP connect, the upgrade to
- *   GET /ws?access_token=TOKEN, then frames. The engine owns the client;
+ * - wsc_connect starts one client: TCP connect (from the engine's source
+ *   address if wsc_engine_bind set one), the upgrade to GET PATH (e.g.
+ *   "/ws?access_token=T" for STORM, "/ws?room=C" for a peer), then frames. The engine owns the client;
  *   the caller's `user` pointer is handed back in every callback.
  * - on_open: the 101 was received and Sec-WebSocket-Accept verified.
  *   on_text: one complete text message (payload borrowed for the call).
@@ -48,9 +49,12 @@ wsc_engine_t *wsc_engine_new(uv_loop_t *loop, const target_t *t, const wsc_callb
  * call it, then run the loop until it returns. */
 void wsc_engine_free(wsc_engine_t *e);
 size_t wsc_engine_live(const wsc_engine_t *e);
+/* Later connections bind this source address (port chosen at connect, so
+ * each source address has its own ephemeral port range). */
+void wsc_engine_bind(wsc_engine_t *e, const struct sockaddr_in *src);
 
 /* 0 or -errno (the client then does not exist and no callback fires). */
-int wsc_connect(wsc_engine_t *e, const char *token, void *user);
+int wsc_connect(wsc_engine_t *e, const char *path, void *user);
 /* Queues a text message; -ENOTCONN before on_open / after close, -ENOMEM. */
 int wsc_send_text(wsc_client_t *c, const char *data, size_t len);
 /* Sends a close frame with `code` and closes after the server's answer (or 2 s). */

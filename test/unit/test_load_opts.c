@@ -1,0 +1,134 @@
+/* Unit tests for storm-load's command line (tools/load/opts.c) and the
+ * /proc readers behind --server-pid (procstat.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "load/opts.h"
+#include "load/procstat.h"
+
+#define ARGS(...) ((char *[]){"storm-load", __VA_ARGS__, NULL})
+#define NARGS(...) ((int)(sizeof((char *[]){"storm-load", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(o, ...) opts_parse(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), o)
+
+static void test_rooms_ramp(void **state) {
+  load_opts_t o = {0};
+  assert_int_equal(PARSE(&o, "rooms", "--url", "http://127.0.0.1:9", "--rooms", "10", "--room-size", "50", "--rate-start",
+                         "10", "--rate-step", "10", "--rate-max", "100", "--step-seconds", "5", "--peer", "--procs", "3",
+                         "--server-pid", "10", "--server-pid", "11", "--p99-target-ms", "20"),
+                   0);
+  assert_string_equal(o.scenario, "rooms");
+  assert_int_equal(o.rooms, 10);
+  assert_int_equal(o.room_size, 50);
+  assert_true(o.ramp && o.rate_start == 10 && o.rate_step == 10 && o.rate_max == 100 && o.step_seconds == 5);
+  assert_true(o.peer);
+  assert_int_equal(o.mode, LOAD_BROADCAST); /* --peer implies broadcast */
+  assert_int_equal(o.procs, 3);
+  assert_int_equal(o.npids, 2);
+  assert_int_equal(o.server_pids[1], 11);
+  assert_true(o.p99_target_ms == 20);
+}
+
+static void test_defaults_and_caps(void **state) {
+  load_opts_t o = {0};
+  assert_int_equal(PARSE(&o, "fanout", "--url", "ws://127.0.0.1:9/", "--members", "5", "--rate", "2"), 0);
+  assert_int_equal(o.mode, LOAD_DURABLE);
+  assert_int_equal(o.procs, 1);
+  assert_true(o.conn_rate == 2000 && o.p99_target_ms == 50 && o.duration == 0);
+  /* More processes than connections: one connection each at most. */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "hold", "--url", "http://127.0.0.1:9", "--conns", "3", "--rate", "1", "--procs", "8"), 0);
+  assert_int_equal(o.procs, 3);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "hold", "--url", "http://127.0.0.1:9", "--conns", "100000", "--rate", "1", "--procs", "6"), 0);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "auth", "--url", "http://127.0.0.1:9", "--vus", "4", "--iterations", "2"), 0);
+  assert_int_equal(o.vus, 4);
+  assert_int_equal(o.iterations, 2);
+}
+
+static void test_refusals(void **state) {
+  load_opts_t o;
+#define NO(...) (memset(&o, 0, sizeof o), assert_int_equal(PARSE(&o, __VA_ARGS__), 2))
+  NO("bogus");
+  NO("hold", "--url", "http://10.0.0.1:9", "--conns", "1", "--rate", "1");         /* not loopback */
+  NO("hold", "--conns", "1", "--rate", "1");                                       /* no url */
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "19001", "--rate", "1");    /* needs --procs 2 */
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "100000", "--rate", "1", "--procs", "5");
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "100001", "--rate", "1", "--procs", "16");
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1", "--procs", "17");
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1", "--mode", "broadcast"); /* not for hold */
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1", "--peer", "--token", "x");
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1", "--duration", "3601");
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1");                       /* no rate */
+  NO("hold", "--url");                                                              /* no value */
+  NO("fanout", "--url", "http://127.0.0.1:9", "--members", "1", "--rate", "1", "--mode", "x");
+  NO("fanout", "--url", "http://127.0.0.1:9", "--members", "1", "--rate", "100001");
+  NO("rooms", "--url", "http://127.0.0.1:9", "--rooms", "2", "--room-size", "2");  /* no rate */
+  NO("rooms", "--url", "http://127.0.0.1:9", "--rooms", "2", "--room-size", "1", "--rate", "1");
+  NO("rooms", "--url", "http://127.0.0.1:9", "--rooms", "2", "--room-size", "2", "--rate", "1", "--rate-start", "1",
+     "--rate-max", "2", "--step-seconds", "1"); /* both */
+  NO("rooms", "--url", "http://127.0.0.1:9", "--rooms", "2", "--room-size", "2", "--rate-start", "1"); /* no max */
+  NO("rooms", "--url", "http://127.0.0.1:9", "--rooms", "1000", "--room-size", "101", "--rate", "1", "--procs", "16");
+  NO("auth", "--url", "http://127.0.0.1:9", "--vus", "4");                          /* no iterations/duration */
+  NO("auth", "--url", "http://127.0.0.1:9", "--vus", "1001", "--iterations", "1");
+  NO("ws", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1", "--procs", "2"); /* not for ws */
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1", "--prefix", "Bad!");
+#undef NO
+}
+
+static void test_pids_bound(void **state) {
+  char *argv[32] = {"storm-load", "hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1"};
+  int n = 8;
+  for (int i = 0; i < LOAD_MAX_PIDS; i++) {
+    argv[n++] = "--server-pid";
+    argv[n++] = "1";
+  }
+  load_opts_t o = {0};
+  assert_int_equal(opts_parse(n, argv, &o), 0);
+  assert_int_equal(o.npids, LOAD_MAX_PIDS);
+  argv[n++] = "--server-pid";
+  argv[n++] = "1";
+  memset(&o, 0, sizeof o);
+  assert_int_equal(opts_parse(n, argv, &o), 2);
+}
+
+static void test_procstat_parse(void **state) {
+  double cpu = 0;
+  uint64_t kb = 0;
+  /* A command name with spaces and parentheses; utime 250, stime 50 ticks. */
+  const char *stat = "1234 (my (odd) srv) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 10 1000 50";
+  assert_int_equal(procstat_parse_stat(stat, 100, &cpu), 0);
+  assert_true(cpu == 3.0);
+  assert_int_equal(procstat_parse_stat("1234 no paren", 100, &cpu), -EPROTO);
+  assert_int_equal(procstat_parse_stat("1 (x) S 1 2", 100, &cpu), -EPROTO);
+  assert_int_equal(procstat_parse_stat(stat, 0, &cpu), -EPROTO);
+  const char *status = "Name:\tstorm\nVmPeak:\t 9000 kB\nVmRSS:\t   61412 kB\nRssAnon:\t 1 kB\n";
+  assert_int_equal(procstat_parse_status(status, &kb), 0);
+  assert_int_equal(kb, 61412);
+  assert_int_equal(procstat_parse_status("Name:\tx\n", &kb), -EPROTO);
+  assert_int_equal(procstat_parse_status("Name:\tx\nVmRSS:\t kB\n", &kb), -EPROTO);
+}
+
+static void test_procstat_read(void **state) {
+  procstat_t p = {0};
+  assert_int_equal(procstat_read(getpid(), &p), 0);
+  assert_true(p.rss_kb > 0);
+  assert_true(p.cpu_s >= 0);
+  assert_int_equal(procstat_read(0x7ffffff0, &p), -ENOENT);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rooms_ramp),    cmocka_unit_test(test_defaults_and_caps),
+      cmocka_unit_test(test_refusals),      cmocka_unit_test(test_pids_bound),
+      cmocka_unit_test(test_procstat_parse), cmocka_unit_test(test_procstat_read),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

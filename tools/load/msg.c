@@ -1,0 +1,94 @@
+/* msg.c — see msg.h. The server's JSON is compact (jansson, JSON.stringify)
+ * but a space after a colon is tolerated so another peer server still works. */
+#include "load/msg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static int fit(int n, size_t cap) { return n < 0 || (size_t)n >= cap ? -ENOSPC : n; }
+
+int msg_format_send(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us,
+                    uint64_t index, const char *nonce_prefix) {
+  return fit(snprintf(out, cap,
+                      "{\"op\":\"send\",\"channel_id\":%lld,\"body\":\"s=%u t=%" PRIu64 " i=%" PRIu64
+                      " storm-load\",\"nonce\":\"%s%lld_%" PRIu64 "\",\"ref\":\"%u_%" PRIu64 "\"}",
+                      channel, step, t_us, index, nonce_prefix, channel, index, step, t_us),
+             cap);
+}
+
+int msg_format_broadcast(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us,
+                         uint64_t index) {
+  return fit(snprintf(out, cap,
+                      "{\"op\":\"broadcast\",\"channel_id\":%lld,\"body\":\"s=%u t=%" PRIu64 " i=%" PRIu64
+                      " storm-load\"}",
+                      channel, step, t_us, index),
+             cap);
+}
+
+/* After `key` (found first in [p, end)), skips spaces, ':' and spaces; NULL if absent. */
+static const char *value_of(const char *p, const char *end, const char *key) {
+  size_t kl = strlen(key);
+  const char *k = memmem(p, (size_t)(end - p), key, kl);
+  if (!k) return NULL;
+  k += kl;
+  while (k < end && *k == ' ') k++;
+  if (k >= end || *k != ':') return NULL;
+  k++;
+  while (k < end && *k == ' ') k++;
+  return k;
+}
+
+/* Decimal digits at *p (at least one, at most 19); advances *p. */
+static bool digits(const char **p, const char *end, uint64_t *v) {
+  const char *s = *p;
+  uint64_t x = 0;
+  int n = 0;
+  while (s < end && *s >= '0' && *s <= '9' && n < 19) {
+    x = x * 10 + (uint64_t)(*s - '0');
+    s++;
+    n++;
+  }
+  if (n == 0) return false;
+  *p = s;
+  *v = x;
+  return true;
+}
+
+static bool lit(const char **p, const char *end, const char *l) {
+  size_t n = strlen(l);
+  if ((size_t)(end - *p) < n || memcmp(*p, l, n) != 0) return false;
+  *p += n;
+  return true;
+}
+
+static void stamp(msg_in_t *m, const char *v, const char *end, const char *pre, const char *mid) {
+  uint64_t s, t;
+  if (v && lit(&v, end, pre) && digits(&v, end, &s) && lit(&v, end, mid) && digits(&v, end, &t) &&
+      s <= UINT32_MAX) {
+    m->stamped = true;
+    m->step = (unsigned)s;
+    m->t_us = t;
+  }
+}
+
+void msg_parse(const char *d, size_t n, msg_in_t *m) {
+  static const struct { const char *name; enum msg_kind kind; } kinds[] = {
+      {"\"hello\"", MSG_HELLO}, {"\"error\"", MSG_ERROR},         {"\"ack\"", MSG_ACK},
+      {"\"message\"", MSG_MESSAGE}, {"\"broadcast\"", MSG_BROADCAST},
+  };
+  const char *end = d + n;
+  memset(m, 0, sizeof *m);
+  const char *v = value_of(d, end, "\"op\"");
+  if (!v) return;
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    const char *q = v;
+    if (lit(&q, end, kinds[i].name)) {
+      m->kind = kinds[i].kind;
+      break;
+    }
+  }
+  if (m->kind == MSG_ACK) stamp(m, value_of(d, end, "\"ref\""), end, "\"", "_");
+  else if (m->kind == MSG_MESSAGE || m->kind == MSG_BROADCAST) stamp(m, value_of(d, end, "\"body\""), end, "\"s=", " t=");
+}

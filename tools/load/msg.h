@@ -1,0 +1,40 @@
+/*
+ * msg.h — the text messages storm-load sends and the few facts it reads
+ * from the server's messages.
+ *
+ * Contract:
+ * - Every sent message carries its step and send time (uv_hrtime in µs,
+ *   CLOCK_MONOTONIC, so any storm-load process on the machine can compute
+ *   the delivery latency) in its body: "s=<step> t=<us> i=<index> storm-load".
+ *   A durable send also carries them in its ref ("<step>_<us>"), which the
+ *   server echoes in the ack, and a nonce unique per run and room.
+ * - msg_format_* write into `out` (size `cap`) and return the length, or
+ *   -ENOSPC when it does not fit.
+ * - msg_parse reads a server message without a full JSON parse: the first
+ *   "op" key gives the kind; only the fields storm-load itself wrote are
+ *   read back, with bounded scans (the input need not be NUL-terminated).
+ *   `stamped` is false when the step/time could not be read.
+ */
+#ifndef STORM_LOAD_MSG_H
+#define STORM_LOAD_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum msg_kind { MSG_OTHER, MSG_HELLO, MSG_ERROR, MSG_ACK, MSG_MESSAGE, MSG_BROADCAST };
+
+typedef struct {
+  enum msg_kind kind;
+  bool stamped;
+  unsigned step;
+  uint64_t t_us;
+} msg_in_t;
+
+int msg_format_send(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us,
+                    uint64_t index, const char *nonce_prefix);
+int msg_format_broadcast(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us,
+                         uint64_t index);
+void msg_parse(const char *d, size_t n, msg_in_t *m);
+
+#endif
