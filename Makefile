@@ -108,7 +108,8 @@ fuzz:
 
 bench: deps
 	bench/http-vs-nginx.sh
-	node bench/ws-idle-memory.js 10000
+	node bench/compare.js
+	node bench/login-storm.js
 
 asan:
 	$(MAKE) BUILD=asan

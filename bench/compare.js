@@ -1,0 +1,189 @@
+// Benchmark (not a test), issue 5: STORM against the peers users would pick
+// instead — Bun (uWebSockets pub/sub inside) and Node + ws — with the same
+// client (build/release/storm-load) in one run on this machine, and a table
+// of ratios STORM/peer.
+//
+//   S1  fanout: M members in one room, one sender at 50 msgs/s
+//   S2  rooms: 100 rooms × 10, rate per room ramped until p99 > 50 ms
+//   S3  hold: N idle connections, server RSS per connection
+//   D   durable path (STORM only): 100 rooms × 2 in durable mode, ramped;
+//       acked messages/s at ack p99 ≤ 20 ms
+//
+// STORM runs embedded (release build) in two modes: `broadcast` (ephemeral
+// channel events: the like-for-like path to a pub/sub peer) and `durable`
+// (every message committed to SQLite before it is acked and fanned out).
+//   usage: node bench/compare.js [--quick] [--only S1,S2,S3,D] [--json FILE]
+'use strict';
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
+const REL = path.join(ROOT, 'build/release');
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const only = (() => { const i = args.indexOf('--only'); return i >= 0 ? args[i + 1].split(',') : null; })();
+const jsonOut = (() => { const i = args.indexOf('--json'); return i >= 0 ? args[i + 1] : null; })();
+const want = (s) => !only || only.includes(s);
+
+const SIZE = QUICK
+  ? { s1Members: 2000, s1Secs: 5, s2Rooms: 50, s2Size: 10, s2Max: 400, s2Step: 100, s2StepSecs: 2, s3Conns: 2000, dRooms: 50, dMax: 400, dStep: 100 }
+  : { s1Members: 10000, s1Secs: 10, s2Rooms: 100, s2Size: 10, s2Max: 2000, s2Step: 100, s2StepSecs: 3, s3Conns: 10000, dRooms: 100, dMax: 1000, dStep: 50 };
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function startServer(kind) {
+  let cmd, argv;
+  const env = { ...process.env };
+  if (kind === 'storm') {
+    const data = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-cmp-'));
+    env.STORM_JWT_SECRET = 'bench-only-secret-0123456789abcdef0123456789';
+    cmd = path.join(REL, 'storm');
+    argv = ['serve', '--port', '0', '--data', data, '--log-level', 'info', '--max-connections', '19500',
+      '--argon2-ops', '1', '--argon2-mem', '64k', '--auth-rate', '1000000', '--auth-burst', '1000000',
+      '--ws-send-rate', '100000', '--ws-send-burst', '100000'];
+  } else if (kind === 'bun') {
+    cmd = path.join(ROOT, 'node_modules/.bin/bun');
+    argv = [path.join(ROOT, 'bench/peers/bun-room.js'), '--port', '0'];
+  } else {
+    cmd = process.execPath;
+    argv = [path.join(ROOT, 'bench/peers/node-ws-room.js'), '--port', '0'];
+  }
+  const proc = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let acc = '';
+    const look = (d) => {
+      acc += d;
+      const m = /listening (?:on [^:\s]+:)?(\d+)/.exec(acc);
+      if (m) resolve({ kind, proc, port: Number(m[1]) });
+    };
+    proc.stdout.on('data', look);
+    proc.stderr.on('data', look);
+    proc.once('exit', (c) => reject(new Error(`${kind} exited (${c}) before listening: ${acc.slice(-500)}`)));
+    setTimeout(() => reject(new Error(`${kind} did not start: ${acc.slice(-500)}`)), 10000);
+  });
+}
+
+async function stopServer(s) {
+  s.proc.removeAllListeners('exit');
+  s.proc.kill('SIGTERM');
+  await Promise.race([new Promise((r) => s.proc.once('exit', r)), sleep(5000)]);
+  s.proc.kill('SIGKILL');
+}
+
+function load(scenario, s, extra) {
+  const report = path.join(os.tmpdir(), `cmp-${process.pid}-${scenario}-${s.kind}-${Date.now()}.json`);
+  const argv = [scenario, '--url', `http://127.0.0.1:${s.port}`, '--server-pid', String(s.proc.pid), '--report', report, ...extra];
+  if (s.kind !== 'storm') argv.push('--peer');
+  try {
+    execFileSync(path.join(REL, 'storm-load'), argv, { stdio: ['ignore', 'ignore', 'ignore'], timeout: 900000 });
+  } catch (e) {
+    if (!fs.existsSync(report)) throw new Error(`storm-load ${scenario} against ${s.kind} failed: exit ${e.status}`);
+  }
+  const r = JSON.parse(fs.readFileSync(report, 'utf8'));
+  fs.unlinkSync(report);
+  return r;
+}
+
+const results = [];
+function row(scenario, metric, values, better) {
+  results.push({ scenario, metric, values, better });
+}
+
+const fmt = (v) => (v === undefined || v === null || Number.isNaN(v) ? '—' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
+function ratio(a, b, better) {
+  if (!(a > 0) || !(b > 0)) return '—';
+  return `${(a / b).toFixed(2)}×${better === 'higher' ? (a >= b ? ' ✓' : '') : a <= b ? ' ✓' : ''}`;
+}
+
+async function withServer(kind, fn) {
+  const s = await startServer(kind);
+  try { return await fn(s); } finally { await stopServer(s); }
+}
+
+async function s1() {
+  const v = {};
+  for (const kind of ['storm-broadcast', 'storm-durable', 'bun', 'node']) {
+    const base = kind.startsWith('storm') ? 'storm' : kind;
+    const mode = kind === 'storm-durable' ? ['--mode', 'durable'] : kind === 'storm-broadcast' ? ['--mode', 'broadcast'] : [];
+    v[kind] = await withServer(base, (s) => load('fanout', s, ['--members', String(SIZE.s1Members), '--rate', '50', '--duration', String(SIZE.s1Secs), '--procs', '2', '--conn-rate', '4000', ...mode]));
+    process.stderr.write(`S1 ${kind}: ${Math.round(v[kind].deliveries_per_s)} deliveries/s, p99 ${v[kind].delivery_ms.p99} ms\n`);
+  }
+  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, f(r)]));
+  row(`S1 fanout ${SIZE.s1Members} members, 50 msg/s`, 'deliveries/s', pick((r) => r.deliveries_per_s), 'higher');
+  row('', 'delivery p50 ms', pick((r) => r.delivery_ms.p50), 'lower');
+  row('', 'delivery p99 ms', pick((r) => r.delivery_ms.p99), 'lower');
+  row('', 'server CPU s / 1M deliveries', pick((r) => r.server_cpu_per_million_deliveries_s), 'lower');
+  row('', 'lost deliveries', pick((r) => r.deliveries_expected - r.deliveries), 'lower');
+}
+
+async function s2() {
+  const v = {};
+  for (const kind of ['storm-broadcast', 'bun', 'node']) {
+    const base = kind.startsWith('storm') ? 'storm' : kind;
+    const mode = kind === 'storm-broadcast' ? ['--mode', 'broadcast'] : [];
+    v[kind] = await withServer(base, (s) => load('rooms', s, ['--rooms', String(SIZE.s2Rooms), '--room-size', String(SIZE.s2Size),
+      '--rate-start', String(SIZE.s2Step), '--rate-step', String(SIZE.s2Step), '--rate-max', String(SIZE.s2Max),
+      '--step-seconds', String(SIZE.s2StepSecs), '--p99-target-ms', '50', '--procs', '2', ...mode]));
+    const b = v[kind].best_step;
+    process.stderr.write(`S2 ${kind}: best ${b ? Math.round(b.delivered_deliveries_per_s) : 0} deliveries/s at p99 ${b ? b.delivery_p99_ms : '-'} ms\n`);
+  }
+  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, f(r)]));
+  row(`S2 rooms ${SIZE.s2Rooms}×${SIZE.s2Size}, ramp to ${SIZE.s2Max}/s/room`, 'max deliveries/s at p99 ≤ 50 ms', pick((r) => (r.best_step ? r.best_step.delivered_deliveries_per_s : 0)), 'higher');
+  row('', 'p99 ms at that step', pick((r) => (r.best_step ? r.best_step.delivery_p99_ms : null)), 'lower');
+  row('', 'server CPU s / 1M deliveries (whole run)', pick((r) => r.server_cpu_per_million_deliveries_s), 'lower');
+}
+
+async function s3() {
+  const v = {};
+  for (const kind of ['storm', 'bun', 'node']) {
+    /* Against STORM, storm-load registers one account and every connection
+     * is a device of it: no per-connection setup. */
+    v[kind] = await withServer(kind, (s) => load('hold', s, ['--conns', String(SIZE.s3Conns), '--rate', '4000', '--duration', '5', '--procs', '2']));
+    process.stderr.write(`S3 ${kind}: ${v[kind].server_rss_bytes_per_conn} B/conn\n`);
+  }
+  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, f(r)]));
+  row(`S3 hold ${SIZE.s3Conns} idle conns`, 'server RSS bytes/conn', pick((r) => r.server_rss_bytes_per_conn), 'lower');
+  row('', 'connect p99 ms', pick((r) => r.connect_ms.p99), 'lower');
+}
+
+async function durable() {
+  const r = await withServer('storm', (s) => load('rooms', s, ['--mode', 'durable', '--rooms', String(SIZE.dRooms), '--room-size', '2',
+    '--rate-start', String(SIZE.dStep), '--rate-step', String(SIZE.dStep), '--rate-max', String(SIZE.dMax),
+    '--step-seconds', '3', '--p99-target-ms', '20', '--procs', '1']));
+  /* The best step by ack p99 ≤ 20 ms (best_step judges delivery p99, which
+   * for a 2-member room is the same path plus one hop). */
+  let best = null;
+  for (const st of r.steps) if (st.ok && (!best || st.sent > best.sent)) best = st;
+  const acked = best ? best.acks / best.duration_s : 0;
+  process.stderr.write(`D storm-durable: ${Math.round(acked)} acked msgs/s, delivery p99 ${best ? best.delivery_ms.p99 : '-'} ms\n`);
+  row(`D durable ${SIZE.dRooms} rooms × 2, ramp`, 'acked msgs/s at delivery p99 ≤ 20 ms', { 'storm-durable': acked }, 'higher');
+  row('', 'ack p99 ms (whole run)', { 'storm-durable': r.ack_ms.p99 }, 'lower');
+  row('', 'server CPU s / 1M deliveries', { 'storm-durable': r.server_cpu_per_million_deliveries_s }, 'lower');
+}
+
+function printTable() {
+  const cols = ['storm-broadcast', 'storm-durable', 'storm', 'bun', 'node'];
+  const used = cols.filter((c) => results.some((r) => r.values[c] !== undefined));
+  const head = ['scenario', 'metric', ...used, 'STORM/Bun', 'STORM/Node'];
+  const lines = [head, head.map(() => '---')];
+  for (const r of results) {
+    const st = r.values['storm-broadcast'] ?? r.values.storm ?? r.values['storm-durable'];
+    lines.push([r.scenario, r.metric, ...used.map((c) => fmt(r.values[c])), ratio(st, r.values.bun, r.better), ratio(st, r.values.node, r.better)]);
+  }
+  console.log(lines.map((l) => `| ${l.join(' | ')} |`).join('\n'));
+  console.log(`\n(${new Date().toISOString()}, ${os.cpus().length} cores ${os.cpus()[0].model}, node ${process.version}; STORM column for ratios: broadcast where measured, else the only STORM mode)`);
+}
+
+async function main() {
+  execFileSync('make', ['-s', 'BUILD=release', 'all'], { cwd: ROOT, stdio: 'inherit' });
+  if (want('S1')) await s1();
+  if (want('S2')) await s2();
+  if (want('S3')) await s3();
+  if (want('D')) await durable();
+  printTable();
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify(results, null, 2));
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
