@@ -341,6 +341,58 @@ static void test_subs_walk_with_removal(void **state) {
   gw_subs_destroy(&s);
 }
 
+/* Ordering state lives in the channel topic: joins seed it, and the
+ * topic's teardown releases what it holds, pinned or not. */
+static void order_sink(void *arg, int64_t seq, net_chunk_t *f) { (*(int *)arg)++; }
+
+static void test_subs_order_seed_and_teardown(void **state) {
+  gw_subs_t s;
+  hooks_log_t l;
+  subs_setup(&s, &l, 10);
+  gw_cstate_t a = {0}, b = {0}, c = {0};
+  assert_int_equal(gw_subs_join_at(&s, &a, 5, 40), 0);
+  assert_int_equal(gw_subs_join_at(&s, &b, 5, 38), 0);
+  assert_int_equal(gw_subs_join_at(&s, &b, 5, 10), 1); /* already in: no seed */
+  gw_topic_t *t = gw_subs_chan(&s, 5);
+  assert_true(t->order.known);
+  assert_int_equal(t->order.last, 38);
+  /* A member without a last_seq: the first event will set the start. */
+  assert_int_equal(gw_subs_join(&s, &c, 5), 0);
+  assert_false(t->order.known);
+  gw_subs_conn_drop(&s, &c);
+
+  int delivered = 0;
+  gw_order_cb_t cb = {order_sink, NULL};
+  net_chunk_t *f = net_chunk_copy("x", 1);
+  assert_int_equal(gw_order_push(&s.order, &t->order, 50, f, 0, &cb, &delivered),
+                   GW_ORDER_DELIVERED);
+  assert_int_equal(gw_order_push(&s.order, &t->order, 52, f, 0, &cb, &delivered),
+                   GW_ORDER_HELD);
+  assert_int_equal(f->refs, 2);
+  assert_int_equal(s.order.holding, 1);
+  /* Last member leaves while the topic is pinned: released at once. */
+  gw_topic_pin(t);
+  gw_subs_conn_drop(&s, &a);
+  gw_subs_conn_drop(&s, &b);
+  assert_true(t->dead);
+  assert_int_equal(f->refs, 1);
+  assert_int_equal(s.order.holding, 0);
+  gw_topic_unpin(t);
+
+  /* A topic still holding at destroy is released too. */
+  assert_int_equal(gw_subs_join_at(&s, &a, 6, 0), 0);
+  t = gw_subs_chan(&s, 6);
+  assert_int_equal(gw_order_push(&s.order, &t->order, 3, f, 0, &cb, &delivered),
+                   GW_ORDER_HELD);
+  assert_int_equal(f->refs, 2);
+  gw_subs_destroy(&s);
+  assert_int_equal(f->refs, 1);
+  assert_int_equal(s.order.holding, 0);
+  assert_int_equal(delivered, 1);
+  net_chunk_unref(f);
+  free(a.chans); /* destroy frees topics, not the connections' arrays */
+}
+
 static void test_subs_entry_is_small(void **state) {
   /* The per-connection cost per channel the design promises. */
   assert_int_equal(sizeof(gw_centry_t), 16);
@@ -549,6 +601,7 @@ int main(void) {
       cmocka_unit_test(test_subs_random_churn),
       cmocka_unit_test(test_subs_replaying_counter),
       cmocka_unit_test(test_subs_walk_with_removal),
+      cmocka_unit_test(test_subs_order_seed_and_teardown),
       cmocka_unit_test(test_subs_entry_is_small),
       cmocka_unit_test(test_replay_accept_and_steps),
       cmocka_unit_test(test_replay_held_dedupe),

@@ -47,7 +47,9 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
 }
 
 void gateway_stop(gateway_t *g) {
-  if (g) gw_presence_stop(g);
+  if (!g) return;
+  gw_fanout_stop(g);
+  gw_presence_stop(g);
 }
 
 void gateway_free(gateway_t *g) {

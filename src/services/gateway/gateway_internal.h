@@ -44,6 +44,9 @@ struct gateway {
   bool presence_hb_open, presence_stopped;
   const char *trusted_proxies;
   gw_subs_t subs;          /* local channel and user subscriptions */
+  uv_timer_t order_tick;   /* gives up seq gaps (gateway_order.h); runs while events are held */
+  bool order_tick_open, order_stopped;
+  metrics_series_t *m_order[4]; /* dropped, held, gaps, skipped (gateway_fanout.c) */
   uint32_t resume_limit;   /* messages replayed per channel by resume */
   float send_rate, send_burst; /* per-connection token bucket */
 };
@@ -176,8 +179,11 @@ void gw_ws_error(net_conn_t *c, const char *code, const char *message, json_t *r
 
 /* Initialises g->subs with the bus hooks (chan.<id>, user.<id>). */
 void gw_fanout_init(gateway_t *g, uint32_t max_channels);
-/* Joins c to channel id, answering the client if the cap is reached. */
-int gw_fanout_join(gateway_t *g, net_conn_t *c, int64_t chan_id);
+/* Joins c to channel id (last_seq: the channel's, or -1; see
+ * gw_subs_join_at), answering the client if the cap is reached. */
+int gw_fanout_join(gateway_t *g, net_conn_t *c, int64_t chan_id, int64_t last_seq);
+/* Closes the ordering timer (gateway_stop); held events then go at once. */
+void gw_fanout_stop(gateway_t *g);
 
 /* ---- Resume (gateway_resume.c) ---- */
 

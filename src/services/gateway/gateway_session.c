@@ -168,7 +168,11 @@ static void apply_list(gateway_t *g, net_conn_t *c, json_t *reply) {
   json_t *ch;
   json_array_foreach(list, i, ch) {
     json_int_t id = json_integer_value(json_object_get(ch, "id"));
-    int rc = id > 0 ? gw_subs_join(&g->subs, &s->cs, id) : -EINVAL;
+    /* The channel's last_seq seeds its ordering: a first live message that
+     * overtook an earlier one is then held, not taken as the start. */
+    json_t *ls = json_object_get(ch, "last_seq");
+    int rc = id > 0 ? gw_subs_join_at(&g->subs, &s->cs, id, json_is_integer(ls) ? json_integer_value(ls) : -1)
+                    : -EINVAL;
     if (rc == 0) {
       json_array_append(mine, ch);
     } else if (rc == -ENOSPC) {

@@ -15,10 +15,11 @@ void gw_subs_init(gw_subs_t *s, const gw_subs_hooks_t *hooks, uint32_t max_chans
   if (s->max_chans > 32767) s->max_chans = 32767;
 }
 
-static void destroy_map(gw_map_t *m) {
+static void destroy_map(gw_subs_t *s, gw_map_t *m) {
   for (size_t i = 0; i < m->cap; i++) {
     gw_topic_t *t = m->slots[i].val;
     if (!t) continue;
+    gw_order_clear(&s->order, &t->order);
     free(t->slots);
     free(t);
   }
@@ -26,8 +27,8 @@ static void destroy_map(gw_map_t *m) {
 }
 
 void gw_subs_destroy(gw_subs_t *s) {
-  destroy_map(&s->chans);
-  destroy_map(&s->users);
+  destroy_map(s, &s->chans);
+  destroy_map(s, &s->users);
 }
 
 gw_topic_t *gw_subs_chan(const gw_subs_t *s, int64_t chan_id) {
@@ -73,6 +74,8 @@ static void topic_release(gw_subs_t *s, gw_topic_t *t) {
   if (t->n > 0 || t->dead) return;
   s->hooks.unsubscribe(s->hooks.arg, t);
   gw_map_del(map_of(s, t->kind), (uint64_t)t->id);
+  /* Nobody left to deliver to; a flush running under a pin stops here. */
+  gw_order_clear(&s->order, &t->order);
   t->dead = true;
   if (t->pins == 0) {
     free(t->slots);
@@ -122,6 +125,10 @@ gw_centry_t *gw_subs_entry(const gw_subs_t *s, const gw_cstate_t *cs, int64_t ch
 }
 
 int gw_subs_join(gw_subs_t *s, gw_cstate_t *cs, int64_t chan_id) {
+  return gw_subs_join_at(s, cs, chan_id, -1);
+}
+
+int gw_subs_join_at(gw_subs_t *s, gw_cstate_t *cs, int64_t chan_id, int64_t last_seq) {
   if (chan_id <= 0) return -EINVAL;
   if (gw_subs_entry(s, cs, chan_id)) return 1;
   if (cs->nchans >= s->max_chans) return -ENOSPC;
@@ -142,6 +149,7 @@ int gw_subs_join(gw_subs_t *s, gw_cstate_t *cs, int64_t chan_id) {
     return (int)slot;
   }
   cs->chans[cs->nchans++] = (gw_centry_t){.topic = t, .slot = (uint32_t)slot};
+  gw_order_join(&t->order, last_seq);
   return 0;
 }
 

@@ -26,6 +26,11 @@
  * visited, into the removed one. A topic whose last member leaves while
  * pinned is unsubscribed and unlinked at once and freed at the last unpin.
  *
+ * Ordering: each channel topic carries the seq ordering of its `message`
+ * events (gateway_order.h), and gw_subs_t the set of orders holding
+ * events. A topic's held events are released when the topic is torn down
+ * (its last member left), even while pinned.
+ *
  * Errors: negative errno. Not thread-safe (the loop thread).
  */
 #ifndef STORM_SERVICES_GATEWAY_SUBS_H
@@ -36,6 +41,7 @@
 #include <stdint.h>
 
 #include "services/gateway/gateway_map.h"
+#include "services/gateway/gateway_order.h"
 
 typedef enum { GW_TOPIC_CHAN = 0, GW_TOPIC_USER = 1 } gw_topic_kind_t;
 
@@ -53,6 +59,7 @@ typedef struct gw_topic {
   void *handle;       /* set by the subscribe hook (the bus subscription) */
   void *ctx;          /* the hooks' arg, for the topic's bus callbacks */
   gw_slot_t *slots;   /* local members, in no particular order */
+  gw_order_t order;   /* channel: seq order of message events (gateway_order.h) */
   uint32_t n, cap;
   uint32_t replaying; /* channel: members whose entry has `replaying` set */
   uint32_t online;    /* user: members counted as online devices (the caller's) */
@@ -90,7 +97,8 @@ typedef struct {
 typedef struct {
   gw_map_t chans, users;
   gw_subs_hooks_t hooks;
-  uint32_t max_chans; /* channels per connection */
+  gw_order_set_t order; /* channel topics holding events for a seq gap */
+  uint32_t max_chans;   /* channels per connection */
 } gw_subs_t;
 
 /* max_chans: 1..32767. */
@@ -103,6 +111,10 @@ void gw_subs_destroy(gw_subs_t *s);
  * Returns 0, 1 if cs was already in it, -ENOSPC at max_chans, -EINVAL for
  * id <= 0, -ENOMEM, or the subscribe hook's error. */
 int gw_subs_join(gw_subs_t *s, gw_cstate_t *cs, int64_t chan_id);
+/* The same, for a member that knows the channel's last_seq (hello's channel
+ * list, channel_joined): it seeds the topic's order (gw_order_join).
+ * gw_subs_join is gw_subs_join_at(.., -1): a member without one. */
+int gw_subs_join_at(gw_subs_t *s, gw_cstate_t *cs, int64_t chan_id, int64_t last_seq);
 /* Removes cs from channel id. Returns 0 or -ENOENT. The caller clears any
  * replay state of the entry first (gw_subs_set_replaying(.., false)). */
 int gw_subs_leave(gw_subs_t *s, gw_cstate_t *cs, int64_t chan_id);
