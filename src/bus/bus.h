@@ -2,8 +2,8 @@
  * bus.h — the message bus every STORM service talks through (NATS semantics).
  *
  * One interface, several engines behind a vtable: bus_local (in-process, on a
- * libuv loop, embedded mode) and later NATS via libnats. Callers only ever use
- * the functions below, so switching engines changes no caller.
+ * libuv loop, embedded mode) and bus_nats (libnats, distributed mode). Callers
+ * only ever use the functions below, so switching engines changes no caller.
  *
  * Semantics (those of NATS core):
  * - Subjects are tokens separated by '.'. A subscription pattern may use '*'
@@ -35,6 +35,8 @@
  *   -EMSGSIZE   payload larger than bus_max_payload()
  *   -ENOTCONN   the bus is closed (after bus_close)
  *   -ENOMEM     out of memory
+ *   -ENOBUFS    (NATS engine) disconnected and the reconnect buffer is full
+ *   -EIO        (NATS engine) any other client-library failure
  * Reply callback statuses add BUS_ETIMEDOUT, BUS_ENORESPONDERS, -ECANCELED.
  */
 #ifndef STORM_BUS_BUS_H
