@@ -367,3 +367,123 @@ test('ws: 10 VUs x 3 iterations: join, connect, 5 sends, 5 acks each', async () 
   assert.match(r.html, /<th>checks_rate<\/th><td>1.000<\/td>/);
   assert.equal(r.code, 0, r.stderr);
 });
+
+/* ---- chat and storm-day (issue 5) ---- */
+
+test('chat: 36 users in channels of 36, 12 and 4 plus DMs, 2 s: every acked message reaches every other member', async () => {
+  const r = await runLoad(['chat', '--url', `http://127.0.0.1:${fx.port}`, '--users', '36', '--rate', '3',
+    '--duration', '2', '--channels', '1x*,3x12,9x4', '--dms', '18', '--procs', '2'], 90000, { html: true });
+  assert.ok(!sanitizerReport(r.stderr), r.stderr);
+  assert.ok(r.report, `no report; exit ${r.code}, stderr:\n${r.stderr}`);
+  const j = r.report;
+  assert.equal(j.scenario, 'chat');
+  assert.equal(j.users, 36);
+  assert.equal(j.channels, 13);
+  assert.equal(j.dms, 18);
+  assert.deepEqual(j.channel_classes, [{ count: 1, size: 36 }, { count: 3, size: 12 }, { count: 9, size: 4 }]);
+  assert.equal(j.connected, 36);
+  assert.equal(j.errors, 0, r.stderr);
+  assert.equal(j.failed, 0);
+  assert.equal(j.dropped, 0);
+  /* About 36 x 3 x 2 = 216 actions; every kind happened (weights 50/30/10/10). */
+  const acts = j.actions;
+  assert.ok(acts.send > 0 && acts.typing > 0 && acts.history > 0 && acts.read > 0, JSON.stringify(acts));
+  assert.equal(j.sent, acts.send);
+  assert.equal(j.acks, j.sent);
+  /* Each ack calls for (conversation size - 1) deliveries: at least 1 (a DM), at most 35. */
+  assert.ok(j.deliveries_expected >= j.sent && j.deliveries_expected <= j.sent * 35, JSON.stringify(j));
+  assert.equal(j.deliveries, j.deliveries_expected, r.stderr);
+  assert.equal(j.delivery_ms.count, j.deliveries);
+  assert.equal(j.history_answered, j.history_sent);
+  assert.equal(j.history_ms.count, j.history_sent);
+  assert.equal(j.read_answered, j.read_sent);
+  assert.equal(j.read_ms.count, j.read_sent);
+  assert.equal(j.typing_sent, acts.typing);
+  assert.ok(j.typing_received > 0);
+  const sum = (k) => j.series.reduce((a, p) => a + p[k], 0);
+  assert.equal(sum('sends'), j.sent);
+  assert.equal(sum('deliveries'), j.deliveries);
+  assert.match(r.html, /<th>history_ms<\/th>/);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /typing \d+ history \d+\/\d+ read \d+\/\d+/, 'the progress line shows the actions');
+});
+
+test('chat refuses a bad mix with a clear message', async () => {
+  const url = `http://127.0.0.1:${fx.port}`;
+  let r = await runLoad(['chat', '--url', url, '--users', '10', '--rate', '1', '--duration', '1', '--channels', '1x20']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /bad value for --channels: channel class 1: SIZE must be 2\.\.10/);
+  r = await runLoad(['chat', '--url', url, '--users', '10', '--rate', '1', '--duration', '1', '--weights', 'send=0']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /bad value for --weights: weights: all 0/);
+});
+
+test('storm-day with plans/smoke.json over 3 processes: every phase reached, every acked message delivered', async () => {
+  const plan = path.join(ROOT, 'tools', 'load', 'plans', 'smoke.json');
+  const spec = JSON.parse(fs.readFileSync(plan, 'utf8'));
+  const r = await runLoad(['storm-day', '--url', `http://127.0.0.1:${fx.port}`, '--plan', plan, '--room-users', '2',
+    '--devices', '10', '--procs', '3'], 90000, { html: true });
+  assert.ok(!sanitizerReport(r.stderr), r.stderr);
+  assert.ok(r.report, `no report; exit ${r.code}, stderr:\n${r.stderr}`);
+  const j = r.report;
+  assert.equal(j.scenario, 'storm-day');
+  assert.equal(j.room_size, 20);
+  const max = Math.max(...spec.phases.map((p) => p.conns));
+  assert.equal(j.connections, max);
+  assert.equal(j.rooms, Math.ceil(max / 20));
+  assert.equal(j.accounts, j.rooms * 2);
+  assert.equal(j.errors, 0, r.stderr);
+  assert.equal(j.failed, 0, r.stderr);
+  assert.equal(j.dropped, 0, r.stderr);
+  assert.ok(j.sent > 0);
+  assert.equal(j.acks, j.sent);
+  assert.equal(j.deliveries_expected, j.acks * 19);
+  assert.equal(j.deliveries, j.deliveries_expected, r.stderr);
+  assert.equal(j.phases.length, spec.phases.length);
+  let sent = 0;
+  for (const [i, p] of j.phases.entries()) {
+    assert.equal(p.name, spec.phases[i].name);
+    assert.equal(p.target_conns, spec.phases[i].conns);
+    assert.equal(p.lost, 0, JSON.stringify(p));
+    assert.equal(p.errors, 0);
+    assert.deepEqual(p.close_codes, {});
+    assert.equal(p.deliveries, p.acks * 19);
+    assert.equal(p.sent + p.skipped, p.planned, JSON.stringify(p));
+    sent += p.sent;
+  }
+  assert.equal(sent, j.sent);
+  /* The ramps opened connections phase by phase and the peak phase reached its target. */
+  const peak = j.phases.find((p) => p.target_conns === max);
+  assert.equal(peak.conns_peak, max, JSON.stringify(j.phases));
+  assert.ok(j.phases[0].opened > 0 && j.phases[0].connect_ms.count === j.phases[0].opened);
+  /* The cool-down closed connections down to its target (closes on purpose are not errors). */
+  const last = j.phases[j.phases.length - 1];
+  assert.equal(last.conns_reached, last.target_conns, JSON.stringify(last));
+  /* Messages flowed in the phases after the warm-up (rooms were live). */
+  for (const p of j.phases.slice(1)) assert.ok(p.sent > 0, JSON.stringify(p));
+  assert.ok(Math.max(...j.series.map((p) => p.conns)) === max);
+  assert.match(r.html, /<h2>Phases<\/h2>/);
+  assert.match(r.stderr, /phase "spike" target/);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('storm-day refuses bad plans and too few processes', async () => {
+  const url = `http://127.0.0.1:${fx.port}`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-day-'));
+  try {
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ phases: [{ name: 'x', duration_s: 1, conns: 10 }] }));
+    let r = await runLoad(['storm-day', '--url', url, '--plan', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /bad plan .*bad\.json: phase 1: missing "msgs_per_s"/);
+    fs.writeFileSync(bad, ' '.repeat(70000));
+    r = await runLoad(['storm-day', '--url', url, '--plan', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /more than 65536/);
+    r = await runLoad(['storm-day', '--url', url, '--plan', path.join(ROOT, 'tools', 'load', 'plans', 'storm-day.json')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /100000 connections in rooms of 100 need --procs 6 or more/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

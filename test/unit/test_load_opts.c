@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -80,7 +81,71 @@ static void test_refusals(void **state) {
   NO("auth", "--url", "http://127.0.0.1:9", "--vus", "1001", "--iterations", "1");
   NO("ws", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1", "--procs", "2"); /* not for ws */
   NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1", "--prefix", "Bad!");
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "10", "--rate", "1");                   /* no duration */
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "1", "--rate", "1", "--duration", "1"); /* one user */
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "100000", "--rate", "2", "--duration", "1", "--procs", "6");
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "10", "--rate", "1", "--duration", "1", "--channels", "1x11");
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "10", "--rate", "1", "--duration", "1", "--weights", "x=1");
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "10", "--rate", "1", "--duration", "1", "--history-limit", "101");
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "10", "--rate", "1", "--duration", "1", "--peer");
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "10", "--rate", "1", "--duration", "1", "--mode", "broadcast");
+  NO("chat", "--url", "http://127.0.0.1:9", "--users", "20000", "--rate", "1", "--duration", "1"); /* needs --procs 2 */
+  NO("storm-day", "--url", "http://127.0.0.1:9");                                                  /* no plan */
+  NO("storm-day", "--url", "http://127.0.0.1:9", "--plan", "/nonexistent.json");
 #undef NO
+}
+
+static void test_chat_and_day(void **state) {
+  load_opts_t o = {0};
+  assert_int_equal(PARSE(&o, "chat", "--url", "http://127.0.0.1:9", "--users", "300", "--rate", "0.5", "--duration", "10"), 0);
+  assert_string_equal(o.scenario, "chat");
+  assert_int_equal(o.users, 300);
+  assert_int_equal(o.dms, 150); /* users / 2 */
+  assert_int_equal(o.nclasses, 3);
+  assert_true(o.classes[0].all && o.classes[1].size == 50 && o.classes[2].size == 5);
+  assert_int_equal(o.weights.total, 100);
+  assert_int_equal(o.history_limit, 20);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "chat", "--url", "http://127.0.0.1:9", "--users", "30", "--rate", "1", "--duration", "2",
+                         "--channels", "1x*,5x6", "--dms", "0", "--weights", "send=1,history=1", "--seed", "9",
+                         "--procs", "2", "--history-limit", "5"),
+                   0);
+  assert_int_equal(o.nclasses, 2);
+  assert_int_equal(o.dms, 0);
+  assert_int_equal(o.weights.w[CHAT_TYPING], 0);
+  assert_int_equal(o.seed, 9);
+  assert_int_equal(o.procs, 2);
+  /* storm-day: the plan is read and bounded here. */
+  char path[] = "/tmp/storm-opts-plan-XXXXXX";
+  int fd = mkstemp(path);
+  const char *pl = "{\"phases\":[{\"name\":\"a\",\"duration_s\":1,\"conns\":40000,\"msgs_per_s\":10}]}";
+  assert_int_equal(write(fd, pl, strlen(pl)), (ssize_t)strlen(pl));
+  close(fd);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "storm-day", "--url", "http://127.0.0.1:9", "--plan", path, "--procs", "3"), 0);
+  assert_int_equal(o.day.max_conns, 40000);
+  assert_true(o.room_users == 5 && o.devices == 20 && o.conn_rate == 5000);
+  memset(&o, 0, sizeof o); /* 40,000 connections need 3 processes */
+  assert_int_equal(PARSE(&o, "storm-day", "--url", "http://127.0.0.1:9", "--plan", path, "--procs", "2"), 2);
+  memset(&o, 0, sizeof o); /* rooms of 1000: 40 rooms, 14 in the busiest of 3 workers: 14,000 */
+  assert_int_equal(PARSE(&o, "storm-day", "--url", "http://127.0.0.1:9", "--plan", path, "--procs", "3",
+                         "--room-users", "10", "--devices", "100"),
+                   0);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "storm-day", "--url", "http://127.0.0.1:9", "--plan", path, "--procs", "3",
+                         "--room-users", "11", "--devices", "100"),
+                   2); /* a room of 1,100 */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "storm-day", "--url", "http://127.0.0.1:9", "--plan", path, "--procs", "3",
+                         "--room-users", "1", "--devices", "1"),
+                   2); /* a room of 1 */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "storm-day", "--url", "http://127.0.0.1:9", "--plan", path, "--procs", "3",
+                         "--duration", "5"),
+                   2); /* the plan has the durations */
+  unlink(path);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "storm-day", "--url", "http://127.0.0.1:9", "--plan", path), 2); /* gone */
 }
 
 static void test_pids_bound(void **state) {
@@ -128,6 +193,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rooms_ramp),    cmocka_unit_test(test_defaults_and_caps),
       cmocka_unit_test(test_refusals),      cmocka_unit_test(test_pids_bound),
+      cmocka_unit_test(test_chat_and_day),
       cmocka_unit_test(test_procstat_parse), cmocka_unit_test(test_procstat_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -102,9 +103,13 @@ static void test_msg_parse_kinds_and_garbage(void **state) {
   const char *e = "{\"op\":\"error\",\"code\":\"x\"}";
   msg_parse(e, strlen(e), &in);
   assert_int_equal(in.kind, MSG_ERROR);
-  const char *o = "{\"op\":\"typing\",\"channel_id\":1}";
+  const char *o = "{\"op\":\"presence\",\"channel_id\":1}";
   msg_parse(o, strlen(o), &in);
   assert_int_equal(in.kind, MSG_OTHER);
+  const char *ty = "{\"op\":\"typing\",\"channel_id\":12,\"user_id\":3}";
+  msg_parse(ty, strlen(ty), &in);
+  assert_int_equal(in.kind, MSG_TYPING);
+  assert_int_equal(in.channel, 12);
   msg_parse("", 0, &in);
   assert_int_equal(in.kind, MSG_OTHER);
   /* Not ours: a body without the stamp, an ack with a numeric ref. */
@@ -130,11 +135,54 @@ static void test_msg_parse_kinds_and_garbage(void **state) {
   assert_false(in.stamped);
 }
 
+/* chat: the sender's user index travels in the body; history and read
+ * answers carry their request time in the ref; channel and seq are read. */
+static void test_msg_chat(void **state) {
+  char m[512];
+  msg_in_t in;
+  int n = msg_format_chat_send(m, sizeof m, 42, 0, 123456789, 7, 31, "ld1_");
+  assert_true(n > 0);
+  assert_non_null(strstr(m, "\"nonce\":\"ld1_u31_7\""));
+  /* The server's message event echoes body, adds seq (and a channel_id outside the message). */
+  char ev[600];
+  snprintf(ev, sizeof ev,
+           "{\"op\":\"message\",\"channel_id\":42,\"message\":{\"id\":\"9\",\"seq\":17,\"author_id\":5,"
+           "\"body\":\"s=0 t=123456789 i=7 u=31 storm-load\",\"nonce\":\"ld1_u31_7\"}}");
+  msg_parse(ev, strlen(ev), &in);
+  assert_int_equal(in.kind, MSG_MESSAGE);
+  assert_true(in.stamped && in.t_us == 123456789 && in.step == 0);
+  assert_true(in.has_user);
+  assert_int_equal(in.user, 31);
+  assert_int_equal(in.channel, 42);
+  assert_int_equal(in.seq, 17);
+  /* A rooms body has no user. */
+  const char *rb = "{\"op\":\"message\",\"message\":{\"body\":\"s=1 t=5 i=2 storm-load\"}}";
+  msg_parse(rb, strlen(rb), &in);
+  assert_true(in.stamped && !in.has_user);
+  const char *ack = "{\"op\":\"ack\",\"ref\":\"0_99\",\"channel_id\":42,\"id\":\"9\",\"seq\":18}";
+  msg_parse(ack, strlen(ack), &in);
+  assert_true(in.kind == MSG_ACK && in.stamped && in.t_us == 99 && in.channel == 42 && in.seq == 18);
+  assert_true(msg_format_history(m, sizeof m, 42, 20, 555) > 0);
+  assert_string_equal(m, "{\"op\":\"history\",\"channel_id\":42,\"limit\":20,\"ref\":\"0_555\"}");
+  const char *h = "{\"op\":\"history\",\"ref\":\"0_555\",\"channel_id\":42,\"messages\":[],\"more\":false}";
+  msg_parse(h, strlen(h), &in);
+  assert_true(in.kind == MSG_HISTORY && in.stamped && in.t_us == 555);
+  assert_true(msg_format_read(m, sizeof m, 42, 18, 777) > 0);
+  assert_string_equal(m, "{\"op\":\"read\",\"channel_id\":42,\"seq\":18,\"ref\":\"0_777\"}");
+  const char *r = "{\"op\":\"read_ack\",\"ref\":\"0_777\",\"channel_id\":42,\"last_read_seq\":18}";
+  msg_parse(r, strlen(r), &in);
+  assert_true(in.kind == MSG_READ_ACK && in.stamped && in.t_us == 777);
+  assert_true(msg_format_typing(m, sizeof m, 42) > 0);
+  assert_string_equal(m, "{\"op\":\"typing\",\"channel_id\":42}");
+  assert_int_equal(msg_format_typing(m, 10, 42), -ENOSPC);
+  assert_int_equal(msg_format_chat_send(m, 40, 42, 0, 1, 1, 1, "p"), -ENOSPC);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fixed),           cmocka_unit_test(test_ramp),
       cmocka_unit_test(test_bounds),          cmocka_unit_test(test_msg_roundtrip),
-      cmocka_unit_test(test_msg_parse_kinds_and_garbage),
+      cmocka_unit_test(test_msg_parse_kinds_and_garbage), cmocka_unit_test(test_msg_chat),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

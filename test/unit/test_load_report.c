@@ -247,11 +247,82 @@ static void test_html_without_series(void **state) {
   json_decref(j);
 }
 
+/* storm-day: one entry per phase; the verdict wants every ack's deliveries. */
+static void test_day_phases_and_verdict(void **state) {
+  day_plan_t dp;
+  char err[200];
+  const char *txt = "{\"phases\":[{\"name\":\"warm-up\",\"duration_s\":2,\"conns\":40,\"msgs_per_s\":10},"
+                    "{\"name\":\"cool\",\"duration_s\":4,\"conns\":20,\"msgs_per_s\":5}]}";
+  assert_int_equal(dayplan_parse(txt, strlen(txt), &dp, err, sizeof err), 0);
+  load_opts_t o = opts;
+  o.scenario = "storm-day";
+  o.ramp = false;
+  load_shape_t sh = {.conns = 40, .rooms = 2, .room_size = 20, .kind = LOAD_KIND_DAY, .day = &dp, .room_users = 2,
+                     .devices = 10, .channels = channels};
+  dayplan_to_plan(&dp, &sh.plan);
+  load_result_t *r = load_result_new(2);
+  r->n.helloed = 40;
+  r->n.sent = r->n.acks = 30;
+  r->n.expected = r->n.deliveries = 30 * 19;
+  r->steps[0].sent = r->steps[0].acks = 18;
+  r->steps[0].skipped = 2;
+  r->steps[0].deliveries = 18 * 19;
+  r->steps[0].conns_end = 40;
+  r->steps[0].opened = 40;
+  lhist_record(&r->steps[0].connect, 3000);
+  r->steps[1].sent = r->steps[1].acks = 12;
+  r->steps[1].deliveries = 12 * 19 - 1;
+  r->steps[1].errors = 1;
+  load_step_code_count(&r->steps[1], 1006, 1);
+  report_in_t in = {.o = &o, .sh = &sh, .res = r, .run_s = 6};
+  json_t *j = report_build(&in);
+  assert_int_equal(json_integer_value(json_object_get(j, "connections")), 40);
+  assert_int_equal(json_integer_value(json_object_get(j, "accounts")), 4);
+  assert_int_equal(json_integer_value(json_object_get(j, "deliveries_expected")), 570);
+  json_t *ph = json_object_get(j, "phases");
+  assert_int_equal(json_array_size(ph), 2);
+  json_t *p0 = json_array_get(ph, 0), *p1 = json_array_get(ph, 1);
+  assert_string_equal(json_string_value(json_object_get(p0, "name")), "warm-up");
+  assert_int_equal(json_integer_value(json_object_get(p0, "planned")), 20);
+  assert_int_equal(json_integer_value(json_object_get(p0, "skipped")), 2);
+  assert_int_equal(json_integer_value(json_object_get(p0, "conns_reached")), 40);
+  near(json_real_value(json_object_get(json_object_get(p0, "connect_ms"), "p99")), 3.0);
+  near(json_real_value(json_object_get(p0, "deliveries_per_s")), 18 * 19 / 2.0);
+  assert_int_equal(json_integer_value(json_object_get(p1, "lost")), 1);
+  assert_int_equal(json_integer_value(json_object_get(p1, "errors")), 1);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(p1, "close_codes"), "1006")), 1);
+  near(json_real_value(json_object_get(p1, "start_s")), 2.0);
+  assert_int_equal(report_verdict(&in), 0);
+  buf_t b = BUF_INIT;
+  assert_int_equal(report_html(&b, j), 0);
+  assert_non_null(strstr(b.data, "<h2>Phases</h2>"));
+  assert_non_null(strstr(b.data, "<td>warm-up</td>"));
+  buf_free(&b);
+  json_decref(j);
+  r->n.deliveries--; /* one delivery missing */
+  assert_int_equal(report_verdict(&in), 1);
+  r->n.deliveries++;
+  r->n.acks--; /* one send unacked */
+  assert_int_equal(report_verdict(&in), 1);
+  r->n.acks++;
+  /* chat: an unanswered history request fails the run too. */
+  sh.kind = LOAD_KIND_CHAT;
+  r->n.history = 3;
+  r->n.history_rx = 2;
+  assert_int_equal(report_verdict(&in), 1);
+  r->n.history_rx = 3;
+  r->n.reads = 1;
+  assert_int_equal(report_verdict(&in), 1);
+  r->n.reads_rx = 1;
+  assert_int_equal(report_verdict(&in), 0);
+  free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hist_fields), cmocka_unit_test(test_json),
       cmocka_unit_test(test_hold_and_verdict), cmocka_unit_test(test_html),
-      cmocka_unit_test(test_html_without_series),
+      cmocka_unit_test(test_html_without_series), cmocka_unit_test(test_day_phases_and_verdict),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

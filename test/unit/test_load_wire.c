@@ -67,6 +67,22 @@ static void test_result_roundtrip_and_merge(void **state) {
   assert_int_equal(r->codes[0].n, 3);
   r->first_send_us = 500;
   r->last_delivery_us = 900;
+  /* chat and storm-day fields travel too. */
+  r->n.expected = 261;
+  r->n.skipped = 4;
+  r->n.history = 6;
+  r->n.history_rx = 5;
+  r->n.reads_rx = 3;
+  fill(&r->history, 300, 320);
+  fill(&r->read, 10, 12);
+  r->steps[1].skipped = 2;
+  r->steps[1].conns_end = 40;
+  r->steps[1].conns_peak = 45;
+  r->steps[1].opened = 41;
+  r->steps[1].errors = 1;
+  fill(&r->steps[1].connect, 700, 900);
+  load_step_code_count(&r->steps[1], 1006, 2);
+  load_step_code_count(&r->steps[1], -503, 1);
   buf_t w = BUF_INIT;
   wire_put_result(&w, r);
   uint32_t type;
@@ -95,6 +111,39 @@ static void test_result_roundtrip_and_merge(void **state) {
   assert_int_equal(m->codes[0].n, 6);
   assert_int_equal(m->first_send_us, 500);
   assert_int_equal(m->last_delivery_us, 900);
+  assert_int_equal(m->n.expected, 522);
+  assert_int_equal(m->n.history_rx, 10);
+  assert_int_equal(m->history.total, 42);
+  assert_int_equal(m->steps[1].conns_end, 80);
+  assert_int_equal(m->steps[1].connect.total, 402);
+  assert_int_equal(m->steps[1].ncodes, 2);
+  assert_int_equal(m->steps[1].codes[1].code, -503);
+  assert_int_equal(m->steps[1].codes[1].n, 2);
+  /* A step with more codes than it keeps: the rest in codes_other, also on the wire. */
+  for (int i = 0; i < LOAD_STEP_CODES + 2; i++) load_step_code_count(&r->steps[0], 4000 + i, 1);
+  assert_int_equal(r->steps[0].ncodes, LOAD_STEP_CODES);
+  assert_int_equal(r->steps[0].codes_other, 2);
+  buf_reset(&w);
+  wire_put_result(&w, r);
+  assert_true(wire_next((const uint8_t *)w.data, w.len, &type, &pl, &plen) > 0);
+  assert_int_equal(wire_get_result(pl, plen, back), 0);
+  assert_memory_equal(r, back, sizeof *r);
+  /* A step claiming more codes than fit is refused: the last step ends with
+   * [ncodes][codes][codes_other], so its count sits at a known place. */
+  load_result_t *one = load_result_new(1);
+  for (int i = 0; i < LOAD_STEP_CODES; i++) load_step_code_count(&one->steps[0], 4000 + i, 1);
+  buf_reset(&w);
+  wire_put_result(&w, one);
+  assert_true(wire_next((const uint8_t *)w.data, w.len, &type, &pl, &plen) > 0);
+  assert_int_equal(wire_get_result(pl, plen, back), 0);
+  size_t at = plen - 4 - LOAD_STEP_CODES * sizeof(load_code_t) - 4;
+  uint32_t nc;
+  memcpy(&nc, pl + at, 4);
+  assert_int_equal(nc, LOAD_STEP_CODES);
+  nc++;
+  memcpy((uint8_t *)pl + at, &nc, 4);
+  assert_int_equal(wire_get_result(pl, plen, back), -EPROTO);
+  free(one);
   buf_free(&w);
   free(r);
   free(back);

@@ -119,6 +119,28 @@ static void sum_counts(ctl_t *c) {
   }
 }
 
+/* Connections per second while connecting: hold paces by --rate. */
+static double conn_rate(const load_opts_t *o, const load_shape_t *sh) {
+  return sh->kind == LOAD_KIND_ROOMS && !sh->rooms ? o->rate : o->conn_rate;
+}
+
+/* Runs whose members must all be ready before the first message. */
+static bool strict(const load_shape_t *sh) {
+  return sh->kind == LOAD_KIND_CHAT || (sh->kind == LOAD_KIND_ROOMS && sh->rooms);
+}
+
+/* Everything sent has been answered and delivered. */
+static bool complete(const ctl_t *c) {
+  const load_shape_t *sh = c->sh;
+  const load_counts_t *n = &c->tot;
+  if (sh->kind == LOAD_KIND_ROOMS) {
+    uint64_t members = sh->rooms ? sh->room_size - 1 : 0;
+    return !sh->rooms || (c->all_sent && n->acks >= n->sent && n->deliveries >= n->sent * members);
+  }
+  return c->all_sent && n->acks >= n->sent && n->deliveries >= n->expected && n->history_rx >= n->history &&
+         n->reads_rx >= n->reads;
+}
+
 static void on_tick(uv_timer_t *t) {
   ctl_t *c = t->data;
   uint64_t now = now_us();
@@ -126,12 +148,12 @@ static void on_tick(uv_timer_t *t) {
   const load_shape_t *sh = c->sh;
   sum_counts(c);
   if (c->phase == PH_CONNECT) {
-    double crate = sh->rooms ? c->o->conn_rate : c->o->rate;
-    bool resolved = c->tot.helloed + c->tot.failed >= sh->conns;
-    bool broken = sh->rooms && (c->tot.failed || c->tot.dropped);
-    bool timeout = since * 1000 > READY_TIMEOUT_MS + sh->conns * 1000.0 / crate;
+    /* storm-day connects during its phases: it goes at once. */
+    bool resolved = sh->kind == LOAD_KIND_DAY || c->tot.helloed + c->tot.failed >= sh->conns;
+    bool broken = strict(sh) && (c->tot.failed || c->tot.dropped);
+    bool timeout = since * 1000 > READY_TIMEOUT_MS + sh->conns * 1000.0 / conn_rate(c->o, sh);
     if (!resolved && !broken && !timeout) return;
-    if (sh->rooms && (c->tot.helloed - c->tot.dropped < sh->conns)) {
+    if (strict(sh) && (c->tot.helloed - c->tot.dropped < sh->conns)) {
       fprintf(stderr, "storm-load: only %" PRIu64 " of %u connections ready; stopping\n",
               c->tot.helloed - c->tot.dropped, sh->conns);
       c->not_ready = true;
@@ -153,9 +175,7 @@ static void on_tick(uv_timer_t *t) {
     return;
   }
   if (c->phase == PH_DRAIN) {
-    uint64_t members = sh->rooms ? sh->room_size - 1 : 0;
-    bool complete = !sh->rooms || (c->all_sent && c->tot.acks >= c->tot.sent && c->tot.deliveries >= c->tot.sent * members);
-    if (complete || since * 1000 > DRAIN_TIMEOUT_MS) begin_stop(c);
+    if (complete(c) || since * 1000 > DRAIN_TIMEOUT_MS) begin_stop(c);
     return;
   }
   if (c->phase == PH_STOP && (now - c->stop_us) / 1000 > STOP_TIMEOUT_MS) {
@@ -182,14 +202,24 @@ static void on_tick(uv_timer_t *t) {
 
 static void on_progress(uv_timer_t *t) {
   ctl_t *c = t->data;
+  const load_shape_t *sh = c->sh;
   sum_counts(c);
-  double el = (double)(now_us() - c->t0_us) / 1e6;
+  uint64_t now = now_us();
+  double el = (double)(now - c->t0_us) / 1e6;
   fprintf(stderr, "[%6.1fs] %-7s conns %" PRIu64 "/%u ready %" PRIu64 " failed %" PRIu64 " dropped %" PRIu64, el,
           c->phase == PH_CONNECT ? "connect" : c->phase == PH_RUN ? "run" : c->phase == PH_DRAIN ? "drain" : "stop",
-          c->tot.open_now, c->sh->conns, c->tot.helloed, c->tot.failed, c->tot.dropped);
-  if (c->sh->rooms)
+          c->tot.open_now, sh->conns, c->tot.helloed, c->tot.failed, c->tot.dropped);
+  if (sh->kind == LOAD_KIND_DAY && c->phase == PH_RUN && now > c->go_us) {
+    double s = (double)(now - c->go_us) / 1e6;
+    const day_phase_t *ph = &sh->day->ph[dayplan_phase_at(sh->day, s)];
+    fprintf(stderr, " | phase \"%s\" target %.0f", ph->name, dayplan_target(sh->day, s));
+  }
+  if (sh->rooms || sh->kind != LOAD_KIND_ROOMS)
     fprintf(stderr, " | sent %" PRIu64 " acks %" PRIu64 " deliveries %" PRIu64 " (%" PRIu64 "/s) errors %" PRIu64,
             c->tot.sent, c->tot.acks, c->tot.deliveries, c->tot.deliveries - c->last_deliveries, c->tot.errors);
+  if (sh->kind == LOAD_KIND_CHAT)
+    fprintf(stderr, " typing %" PRIu64 " history %" PRIu64 "/%" PRIu64 " read %" PRIu64 "/%" PRIu64, c->tot.typing,
+            c->tot.history_rx, c->tot.history, c->tot.reads_rx, c->tot.reads);
   fputc('\n', stderr);
   c->last_deliveries = c->tot.deliveries;
 }
@@ -277,7 +307,7 @@ static int fork_workers(ctl_t *c) {
   fflush(stdout);
   fflush(stderr);
   unsigned n = c->sh->conns;
-  double crate = c->sh->rooms ? c->o->conn_rate : c->o->rate;
+  double crate = conn_rate(c->o, c->sh);
   for (unsigned k = 0; k < c->nw; k++) {
     wproc_t *w = &c->w[k];
     w->ctl = c;
@@ -320,7 +350,7 @@ static int fork_workers(ctl_t *c) {
 
 int ctl_run(const load_opts_t *o, const load_shape_t *sh) {
   ctl_t c = {.o = o, .sh = sh, .nw = o->procs ? o->procs : 1};
-  c.window_s = sh->rooms ? sh->plan.total : o->duration;
+  c.window_s = sh->kind == LOAD_KIND_CHAT ? o->duration : sh->rooms ? sh->plan.total : o->duration;
   c.w = calloc(c.nw, sizeof *c.w);
   load_result_t *total = load_result_new(sh->plan.n);
   int rc = 2;

@@ -96,6 +96,50 @@ static void steps(buf_t *b, json_t *a) {
   buf_append_str(b, "</table>\n");
 }
 
+/* storm-day: one row per phase; "a.b" reads field b of object a. */
+static void phases(buf_t *b, json_t *a) {
+  if (!json_is_array(a) || !json_array_size(a)) return;
+  static const char *cols[] = {"name", "duration_s", "target_conns", "conns_reached", "connect_ms.p99", "msgs_per_s",
+                               "sent", "skipped", "deliveries", "lost", "deliveries_per_s", "delivery_ms.p50",
+                               "delivery_ms.p99", "errors", "close_codes"};
+  buf_append_str(b, "<h2>Phases</h2>\n<table>\n<tr>");
+  for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) buf_printf(b, "<th>%s</th>", cols[i]);
+  buf_append_str(b, "</tr>\n");
+  size_t i;
+  json_t *e;
+  json_array_foreach(a, i, e) {
+    buf_append_str(b, "<tr>");
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+      char key[64];
+      snprintf(key, sizeof key, "%s", cols[c]);
+      char *dot = strchr(key, '.');
+      json_t *v;
+      if (dot) {
+        *dot = 0;
+        v = json_object_get(json_object_get(e, key), dot + 1);
+      } else {
+        v = json_object_get(e, key);
+      }
+      buf_append_str(b, "<td>");
+      if (json_is_object(v)) {
+        const char *k2;
+        json_t *v2;
+        json_object_foreach(v, k2, v2) {
+          esc(b, k2);
+          buf_append_str(b, ": ");
+          value(b, v2);
+          buf_append_str(b, "; ");
+        }
+      } else {
+        value(b, v);
+      }
+      buf_append_str(b, "</td>");
+    }
+    buf_append_str(b, "</tr>\n");
+  }
+  buf_append_str(b, "</table>\n");
+}
+
 static double num(json_t *o, const char *k) {
   json_t *v = json_object_get(o, k);
   return json_is_number(v) ? json_number_value(v) : 0.0;
@@ -158,6 +202,7 @@ int report_html(buf_t *b, json_t *r) {
   buf_append_str(b, "</h1>\n");
   summary(b, r);
   steps(b, json_object_get(r, "steps"));
+  phases(b, json_object_get(r, "phases"));
   if (json_array_size(series)) {
     static const char *lat[] = {"delivery_p50_ms", "delivery_p99_ms"};
     static const char *thr[] = {"sends", "acks", "deliveries", "errors"};

@@ -11,6 +11,8 @@ int main(int argc, char **argv) {
   if (!strcmp(o.scenario, "hold")) return load_run_hold(&o);
   if (!strcmp(o.scenario, "fanout")) return load_run_fanout(&o);
   if (!strcmp(o.scenario, "rooms")) return load_run_rooms(&o);
+  if (!strcmp(o.scenario, "chat")) return load_run_chat(&o);
+  if (!strcmp(o.scenario, "storm-day")) return load_run_day(&o);
   if (!strcmp(o.scenario, "auth")) return load_run_auth(&o);
   return load_run_ws(&o);
 }

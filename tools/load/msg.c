@@ -27,6 +27,31 @@ int msg_format_broadcast(char *out, size_t cap, long long channel, unsigned step
              cap);
 }
 
+int msg_format_chat_send(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us, uint64_t index,
+                         uint32_t user, const char *nonce_prefix) {
+  return fit(snprintf(out, cap,
+                      "{\"op\":\"send\",\"channel_id\":%lld,\"body\":\"s=%u t=%" PRIu64 " i=%" PRIu64
+                      " u=%" PRIu32 " storm-load\",\"nonce\":\"%su%" PRIu32 "_%" PRIu64 "\",\"ref\":\"%u_%" PRIu64 "\"}",
+                      channel, step, t_us, index, user, nonce_prefix, user, index, step, t_us),
+             cap);
+}
+
+int msg_format_typing(char *out, size_t cap, long long channel) {
+  return fit(snprintf(out, cap, "{\"op\":\"typing\",\"channel_id\":%lld}", channel), cap);
+}
+
+int msg_format_history(char *out, size_t cap, long long channel, unsigned limit, uint64_t t_us) {
+  return fit(snprintf(out, cap, "{\"op\":\"history\",\"channel_id\":%lld,\"limit\":%u,\"ref\":\"0_%" PRIu64 "\"}",
+                      channel, limit, t_us),
+             cap);
+}
+
+int msg_format_read(char *out, size_t cap, long long channel, uint64_t seq, uint64_t t_us) {
+  return fit(snprintf(out, cap, "{\"op\":\"read\",\"channel_id\":%lld,\"seq\":%" PRIu64 ",\"ref\":\"0_%" PRIu64 "\"}",
+                      channel, seq, t_us),
+             cap);
+}
+
 /* After `key` (found first in [p, end)), skips spaces, ':' and spaces; NULL if absent. */
 static const char *value_of(const char *p, const char *end, const char *key) {
   size_t kl = strlen(key);
@@ -63,20 +88,30 @@ static bool lit(const char **p, const char *end, const char *l) {
   return true;
 }
 
-static void stamp(msg_in_t *m, const char *v, const char *end, const char *pre, const char *mid) {
+/* Returns where the stamp ended (NULL when there was none). */
+static const char *stamp(msg_in_t *m, const char *v, const char *end, const char *pre, const char *mid) {
   uint64_t s, t;
   if (v && lit(&v, end, pre) && digits(&v, end, &s) && lit(&v, end, mid) && digits(&v, end, &t) &&
       s <= UINT32_MAX) {
     m->stamped = true;
     m->step = (unsigned)s;
     m->t_us = t;
+    return v;
   }
+  return NULL;
+}
+
+static void number_of(const char *d, const char *end, const char *key, uint64_t *out) {
+  const char *v = value_of(d, end, key);
+  uint64_t x;
+  if (v && digits(&v, end, &x)) *out = x;
 }
 
 void msg_parse(const char *d, size_t n, msg_in_t *m) {
   static const struct { const char *name; enum msg_kind kind; } kinds[] = {
       {"\"hello\"", MSG_HELLO}, {"\"error\"", MSG_ERROR},         {"\"ack\"", MSG_ACK},
-      {"\"message\"", MSG_MESSAGE}, {"\"broadcast\"", MSG_BROADCAST},
+      {"\"message\"", MSG_MESSAGE}, {"\"broadcast\"", MSG_BROADCAST}, {"\"history\"", MSG_HISTORY},
+      {"\"read_ack\"", MSG_READ_ACK}, {"\"typing\"", MSG_TYPING},
   };
   const char *end = d + n;
   memset(m, 0, sizeof *m);
@@ -89,6 +124,21 @@ void msg_parse(const char *d, size_t n, msg_in_t *m) {
       break;
     }
   }
-  if (m->kind == MSG_ACK) stamp(m, value_of(d, end, "\"ref\""), end, "\"", "_");
-  else if (m->kind == MSG_MESSAGE || m->kind == MSG_BROADCAST) stamp(m, value_of(d, end, "\"body\""), end, "\"s=", " t=");
+  if (m->kind == MSG_ACK || m->kind == MSG_HISTORY || m->kind == MSG_READ_ACK)
+    stamp(m, value_of(d, end, "\"ref\""), end, "\"", "_");
+  if (m->kind == MSG_MESSAGE || m->kind == MSG_BROADCAST) {
+    const char *q = stamp(m, value_of(d, end, "\"body\""), end, "\"s=", " t=");
+    uint64_t i, u;
+    if (q && lit(&q, end, " i=") && digits(&q, end, &i) && lit(&q, end, " u=") && digits(&q, end, &u) &&
+        u <= UINT32_MAX) {
+      m->has_user = true;
+      m->user = (uint32_t)u;
+    }
+  }
+  if (m->kind == MSG_ACK || m->kind == MSG_MESSAGE || m->kind == MSG_TYPING) {
+    uint64_t ch = 0;
+    number_of(d, end, "\"channel_id\"", &ch);
+    m->channel = ch <= (uint64_t)INT64_MAX ? (long long)ch : 0;
+    if (m->kind != MSG_TYPING) number_of(d, end, "\"seq\"", &m->seq);
+  }
 }

@@ -19,6 +19,17 @@ json_t *report_hist(const lhist_t *h) {
 
 static uint64_t members_of(const load_shape_t *sh) { return sh->rooms ? sh->room_size - 1 : 0; }
 
+static json_t *codes_json(const load_code_t *c, uint32_t n, uint32_t other) {
+  json_t *codes = json_object();
+  for (unsigned i = 0; i < n; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "%d", c[i].code);
+    json_object_set_new(codes, k, json_integer(c[i].n));
+  }
+  if (other) json_object_set_new(codes, "other", json_integer(other));
+  return codes;
+}
+
 static void set_int(json_t *j, const char *k, uint64_t v) { json_object_set_new(j, k, json_integer((json_int_t)v)); }
 static void set_real(json_t *j, const char *k, double v) { json_object_set_new(j, k, json_real(v)); }
 
@@ -97,26 +108,106 @@ static void server_json(const report_in_t *in, json_t *j) {
     set_real(j, "server_rss_bytes_per_conn", ((double)end - (double)base) * 1024.0 / in->sh->conns);
 }
 
+/* sent, acks, deliveries and their latencies: chat and storm-day. */
+static void durable_json(const report_in_t *in, json_t *j) {
+  const load_result_t *r = in->res;
+  set_int(j, "sent", r->n.sent);
+  set_int(j, "acks", r->n.acks);
+  set_int(j, "deliveries_expected", r->n.expected);
+  set_int(j, "deliveries", r->n.deliveries);
+  double dsecs = r->last_delivery_us > r->first_send_us ? (double)(r->last_delivery_us - r->first_send_us) / 1e6 : 0;
+  set_real(j, "deliveries_per_s", dsecs > 0 ? (double)r->n.deliveries / dsecs : 0);
+  json_object_set_new(j, "ack_ms", report_hist(&r->ack));
+  json_object_set_new(j, "delivery_ms", report_hist(&r->delivery));
+}
+
+static void chat_json(const report_in_t *in, json_t *j) {
+  const load_opts_t *o = in->o;
+  const chat_layout_t *l = in->sh->chat;
+  const load_result_t *r = in->res;
+  set_int(j, "users", l->users);
+  set_int(j, "channels", l->nchannels);
+  set_int(j, "dms", l->nconvs - l->nchannels);
+  json_t *cls = json_array();
+  for (unsigned k = 0; k < o->nclasses; k++)
+    json_array_append_new(cls, json_pack("{s:i,s:i}", "count", (int)o->classes[k].count, "size",
+                                         (int)(o->classes[k].all ? l->users : o->classes[k].size)));
+  json_object_set_new(j, "channel_classes", cls);
+  set_real(j, "rate_per_user", o->rate);
+  json_t *w = json_object();
+  for (int a = 0; a < CHAT_NACTIONS; a++) json_object_set_new(w, chat_action_names[a], json_integer(o->weights.w[a]));
+  json_object_set_new(j, "weights", w);
+  json_object_set_new(j, "actions", json_pack("{s:I,s:I,s:I,s:I}", "send", (json_int_t)r->n.sent, "typing",
+                                              (json_int_t)r->n.typing, "history", (json_int_t)r->n.history, "read",
+                                              (json_int_t)r->n.reads));
+  durable_json(in, j);
+  set_int(j, "typing_sent", r->n.typing);
+  set_int(j, "typing_received", r->n.typing_rx);
+  set_int(j, "history_sent", r->n.history);
+  set_int(j, "history_answered", r->n.history_rx);
+  json_object_set_new(j, "history_ms", report_hist(&r->history));
+  set_int(j, "read_sent", r->n.reads);
+  set_int(j, "read_answered", r->n.reads_rx);
+  json_object_set_new(j, "read_ms", report_hist(&r->read));
+}
+
+static void day_json(const report_in_t *in, json_t *j) {
+  const load_shape_t *sh = in->sh;
+  const load_result_t *r = in->res;
+  const day_plan_t *dp = sh->day;
+  uint64_t m = sh->room_size - 1;
+  if (in->o->plan_path) json_object_set_new(j, "plan", json_string(in->o->plan_path));
+  set_int(j, "rooms", sh->rooms);
+  set_int(j, "room_size", sh->room_size);
+  set_int(j, "room_users", sh->room_users);
+  set_int(j, "devices", sh->devices);
+  set_int(j, "accounts", (uint64_t)sh->rooms * sh->room_users);
+  durable_json(in, j);
+  set_int(j, "skipped", r->n.skipped);
+  json_t *a = json_array();
+  for (unsigned k = 0; k < dp->n && k < r->nsteps; k++) {
+    const day_phase_t *ph = &dp->ph[k];
+    const load_step_t *s = &r->steps[k];
+    uint64_t expected = s->acks * m, lost = expected > s->deliveries ? expected - s->deliveries : 0;
+    json_t *e = json_pack("{s:i,s:s,s:f,s:f,s:f,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:I}", "phase", (int)k, "name", ph->name,
+                          "start_s", ph->start, "duration_s", ph->secs, "ramp_s", ph->ramp_s, "target_conns",
+                          (int)ph->conns, "msgs_per_s", ph->rate, "conns_reached", (json_int_t)s->conns_end,
+                          "conns_peak", (json_int_t)s->conns_peak, "started", (json_int_t)s->started, "opened",
+                          (json_int_t)s->opened, "failed", (json_int_t)s->failed, "dropped", (json_int_t)s->dropped);
+    set_int(e, "planned", sh->plan.s[k].msgs);
+    set_int(e, "sent", s->sent);
+    set_int(e, "skipped", s->skipped);
+    set_int(e, "acks", s->acks);
+    set_int(e, "deliveries_expected", expected);
+    set_int(e, "deliveries", s->deliveries);
+    set_int(e, "lost", lost);
+    set_real(e, "deliveries_per_s", (double)s->deliveries / ph->secs);
+    set_int(e, "errors", s->errors);
+    json_object_set_new(e, "connect_ms", report_hist(&s->connect));
+    json_object_set_new(e, "delivery_ms", report_hist(&s->delivery));
+    json_object_set_new(e, "close_codes", codes_json(s->codes, s->ncodes, s->codes_other));
+    json_array_append_new(a, e);
+  }
+  json_object_set_new(j, "phases", a);
+}
+
 json_t *report_build(const report_in_t *in) {
   const load_opts_t *o = in->o;
   const load_shape_t *sh = in->sh;
   const load_result_t *r = in->res;
-  json_t *codes = json_object();
-  for (unsigned i = 0; i < r->ncodes; i++) {
-    char k[16];
-    snprintf(k, sizeof k, "%d", r->codes[i].code);
-    json_object_set_new(codes, k, json_integer(r->codes[i].n));
-  }
-  if (r->codes_other) json_object_set_new(codes, "other", json_integer(r->codes_other));
+  json_t *codes = codes_json(r->codes, r->ncodes, r->codes_other);
   json_t *j = json_pack("{s:s,s:s,s:s,s:b,s:i,s:I,s:f,s:f,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "scenario", o->scenario,
                         "target", o->target.host, "mode", o->mode == LOAD_BROADCAST ? "broadcast" : "durable", "peer",
-                        o->peer, "procs", (int)(o->procs ? o->procs : 1), "connections", (json_int_t)sh->conns,
+                        o->peer, "procs", (int)(o->procs ? o->procs : 1), "connections",
+                        (json_int_t)(sh->kind == LOAD_KIND_DAY ? sh->day->max_conns : sh->conns),
                         "rate", o->rate, "duration_s", in->run_s, "connected", (json_int_t)r->n.helloed, "failed",
                         (json_int_t)r->n.failed, "dropped", (json_int_t)r->n.dropped, "errors", (json_int_t)r->n.errors,
                         "close_codes", codes, "connect_ms", report_hist(&r->connect), "hello_ms",
                         report_hist(&r->hello));
   if (!j) return NULL;
-  if (sh->rooms) {
+  if (sh->kind == LOAD_KIND_CHAT) chat_json(in, j);
+  else if (sh->kind == LOAD_KIND_DAY) day_json(in, j);
+  else if (sh->rooms) {
     uint64_t m = members_of(sh);
     if (sh->rooms == 1 && !strcmp(o->scenario, "fanout")) {
       set_int(j, "members", m);
@@ -144,6 +235,9 @@ int report_verdict(const report_in_t *in) {
   const load_result_t *r = in->res;
   const load_shape_t *sh = in->sh;
   if (r->n.errors || r->n.failed || r->n.dropped || in->not_ready) return 1;
+  if (sh->kind != LOAD_KIND_ROOMS) /* every ack's deliveries, every request answered */
+    return r->n.acks != r->n.sent || r->n.deliveries != r->n.expected || r->n.history_rx != r->n.history ||
+           r->n.reads_rx != r->n.reads;
   if (sh->rooms && !in->o->ramp && (r->n.acks != r->n.sent || r->n.deliveries != r->n.sent * members_of(sh)))
     return 1;
   return 0;

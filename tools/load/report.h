@@ -8,7 +8,10 @@
  * - report_verdict: 0 for a clean run, 1 when the run saw errors (failed or
  *   dropped connections, error ops, members not ready, and for a fixed-rate
  *   fanout/rooms missing acks or deliveries; a rooms ramp reports losses
- *   per step instead).
+ *   per step instead; for chat and storm-day acks != sent, deliveries !=
+ *   the deliveries the acks call for, or an unanswered history/read).
+ * - chat adds its layout, per-action counts and latencies; storm-day adds
+ *   its rooms and a "phases" array (one entry per phase of the plan).
  * - report_emit prints the JSON on stdout, writes o->report and o->html if
  *   set, and returns the verdict, or 2 when a file could not be written.
  * - report_write writes JSON to `path` (write then rename) and

@@ -17,6 +17,8 @@
 
 #include <stdbool.h>
 
+#include "load/chatmix.h"
+#include "load/dayplan.h"
 #include "load/plan.h"
 #include "load/target.h"
 
@@ -30,14 +32,17 @@
 #define LOAD_MAX_ITERATIONS 1000000
 
 enum load_mode { LOAD_DURABLE, LOAD_BROADCAST };
+/* How the workers drive a WebSocket run: rooms (hold, fanout, rooms: fixed
+ * senders), chat (every user acts), storm-day (phases). */
+enum load_kind { LOAD_KIND_ROOMS, LOAD_KIND_CHAT, LOAD_KIND_DAY };
 
 typedef struct {
-  const char *scenario; /* "hold", "fanout", "rooms", "auth", "ws" */
+  const char *scenario; /* "hold", "fanout", "rooms", "chat", "storm-day", "auth", "ws" */
   target_t target;
   unsigned conns;      /* hold: connections; fanout: members (the sender is one more) */
   unsigned rooms;      /* rooms: R */
   unsigned room_size;  /* rooms: S, the sender included */
-  double rate;         /* hold: conns/s; fanout: msgs/s; rooms: msgs/s per room (fixed) */
+  double rate;         /* hold: conns/s; fanout: msgs/s; rooms: msgs/s per room (fixed); chat: actions/s per user */
   double conn_rate;    /* fanout, rooms: connections/s */
   double duration;     /* seconds */
   bool ramp;           /* rooms: --rate-start given */
@@ -51,6 +56,16 @@ typedef struct {
   unsigned vus, iterations; /* auth, ws: VUs, iterations shared by all VUs (k6's meaning) */
   unsigned think_ms;   /* auth: pause after each iteration (k6's sleep(1)) */
   const char *token;   /* hold: use this token instead of registering */
+  /* chat */
+  unsigned users, dms, history_limit;
+  chat_class_t classes[CHAT_MAX_CLASSES];
+  unsigned nclasses;
+  chat_weights_t weights;
+  uint64_t seed;
+  /* storm-day */
+  const char *plan_path;
+  day_plan_t day;
+  unsigned room_users, devices; /* accounts per room, connections (devices) per account */
   const char *report, *html;
   char prefix[16];     /* username prefix of the accounts this run creates */
 } load_opts_t;
@@ -65,11 +80,17 @@ typedef struct {
   unsigned ntokens;
   long long *channels; /* rooms entries: the channel (or peer room) id of each room */
   plan_t plan;
+  enum load_kind kind;
+  const chat_layout_t *chat; /* chat: conversations (channel ids filled) */
+  const day_plan_t *day;     /* storm-day: phases; rooms x room_size slots */
+  unsigned room_users, devices; /* storm-day: room r's accounts are tokens [r*room_users, (r+1)*room_users) */
 } load_shape_t;
 
 int load_run_hold(const load_opts_t *o);
 int load_run_fanout(const load_opts_t *o);
 int load_run_rooms(const load_opts_t *o);
+int load_run_chat(const load_opts_t *o);
+int load_run_day(const load_opts_t *o);
 int load_run_auth(const load_opts_t *o);
 int load_run_ws(const load_opts_t *o);
 

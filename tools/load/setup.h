@@ -13,6 +13,15 @@
  *   otherwise one user per connection, the room's first user creates its
  *   channel, the others join it. Returns 0 or -1; setup_free releases what
  *   was allocated either way.
+ * - setup_chat registers the chat's users (`<prefix>c<i>`, tokens in
+ *   sh->tokens), creates its channels (the first member creates, the others
+ *   join) and opens its DMs (POST /dm/{username} by the first of the pair),
+ *   writing the channel ids into l->conv_id.
+ * - setup_day registers sh->rooms x sh->room_users accounts
+ *   (`<prefix>d<room>_<k>`) and one channel per room that all of the
+ *   room's accounts join (sh->channels).
+ * - Both return 0 or -1 (message on stderr); setup_free releases tokens
+ *   and channels.
  */
 #ifndef STORM_LOAD_SETUP_H
 #define STORM_LOAD_SETUP_H
@@ -27,6 +36,8 @@ int setup_json(const target_t *t, const char *method, const char *path, const ch
                int want, json_t **out);
 char *setup_user(const target_t *t, const char *name);
 int setup_rooms(const load_opts_t *o, load_shape_t *sh);
+int setup_chat(const load_opts_t *o, load_shape_t *sh, chat_layout_t *l);
+int setup_day(const load_opts_t *o, load_shape_t *sh);
 void setup_free(load_shape_t *sh);
 
 #endif

@@ -50,6 +50,8 @@ void wire_put_result(buf_t *b, const load_result_t *r) {
   wire_put_hist(b, &r->hello);
   wire_put_hist(b, &r->ack);
   wire_put_hist(b, &r->delivery);
+  wire_put_hist(b, &r->history);
+  wire_put_hist(b, &r->read);
   buf_append(b, &r->ncodes, sizeof r->ncodes);
   buf_append(b, r->codes, sizeof r->codes[0] * r->ncodes);
   buf_append(b, &r->codes_other, sizeof r->codes_other);
@@ -58,9 +60,14 @@ void wire_put_result(buf_t *b, const load_result_t *r) {
   buf_append(b, &r->nsteps, sizeof r->nsteps);
   for (unsigned k = 0; k < r->nsteps; k++) {
     const load_step_t *s = &r->steps[k];
-    uint64_t c[3] = {s->sent, s->acks, s->deliveries};
+    uint64_t c[11] = {s->sent,   s->acks,   s->deliveries, s->skipped,   s->errors,    s->started,
+                      s->opened, s->failed, s->dropped,    s->conns_end, s->conns_peak};
     buf_append(b, c, sizeof c);
     wire_put_hist(b, &s->delivery);
+    wire_put_hist(b, &s->connect);
+    buf_append(b, &s->ncodes, sizeof s->ncodes);
+    buf_append(b, s->codes, sizeof s->codes[0] * s->ncodes);
+    buf_append(b, &s->codes_other, sizeof s->codes_other);
   }
   end(b, at);
 }
@@ -115,7 +122,8 @@ int wire_get_sec(const uint8_t *p, size_t len, load_sec_t *s, lhist_t *h) {
 int wire_get_result(const uint8_t *p, size_t len, load_result_t *r) {
   const uint8_t *e = p + len;
   if (take(&p, e, &r->n, sizeof r->n) || wire_get_hist(&p, e, &r->connect) || wire_get_hist(&p, e, &r->hello) ||
-      wire_get_hist(&p, e, &r->ack) || wire_get_hist(&p, e, &r->delivery) ||
+      wire_get_hist(&p, e, &r->ack) || wire_get_hist(&p, e, &r->delivery) || wire_get_hist(&p, e, &r->history) ||
+      wire_get_hist(&p, e, &r->read) ||
       take(&p, e, &r->ncodes, sizeof r->ncodes) || r->ncodes > LOAD_MAX_CODES ||
       take(&p, e, r->codes, sizeof r->codes[0] * r->ncodes) || take(&p, e, &r->codes_other, sizeof r->codes_other) ||
       take(&p, e, &r->first_send_us, sizeof r->first_send_us) ||
@@ -123,11 +131,23 @@ int wire_get_result(const uint8_t *p, size_t len, load_result_t *r) {
       r->nsteps > PLAN_MAX_STEPS)
     return -EPROTO;
   for (unsigned k = 0; k < r->nsteps; k++) {
-    uint64_t c[3];
-    if (take(&p, e, c, sizeof c) || wire_get_hist(&p, e, &r->steps[k].delivery)) return -EPROTO;
-    r->steps[k].sent = c[0];
-    r->steps[k].acks = c[1];
-    r->steps[k].deliveries = c[2];
+    uint64_t c[11];
+    load_step_t *s = &r->steps[k];
+    if (take(&p, e, c, sizeof c) || wire_get_hist(&p, e, &s->delivery) || wire_get_hist(&p, e, &s->connect) ||
+        take(&p, e, &s->ncodes, sizeof s->ncodes) || s->ncodes > LOAD_STEP_CODES ||
+        take(&p, e, s->codes, sizeof s->codes[0] * s->ncodes) || take(&p, e, &s->codes_other, sizeof s->codes_other))
+      return -EPROTO;
+    s->sent = c[0];
+    s->acks = c[1];
+    s->deliveries = c[2];
+    s->skipped = c[3];
+    s->errors = c[4];
+    s->started = c[5];
+    s->opened = c[6];
+    s->failed = c[7];
+    s->dropped = c[8];
+    s->conns_end = c[9];
+    s->conns_peak = c[10];
   }
   return p == e ? 0 : -EPROTO;
 }

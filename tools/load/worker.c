@@ -1,7 +1,8 @@
-/* worker.c — see worker.h. A 5 ms tick paces connections and sends; a
- * 100 ms tick reports counters; a timer re-armed on each whole second of the
- * run's clock reports that second. */
-#include "load/worker.h"
+/* worker.c — see worker.h and worker_int.h. A 5 ms tick paces connections
+ * and sends (or runs the scenario's tick); a 100 ms tick reports counters; a
+ * timer re-armed on each whole second of the run's clock reports that
+ * second. */
+#include "load/worker_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,49 +13,42 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "load/msg.h"
-#include "load/stats.h"
-#include "load/wire.h"
-#include "load/wsc.h"
 #include "net/ws_frame.h"
 
-typedef struct worker worker_t;
-
-typedef struct {
-  worker_t *w;
-  wsc_client_t *c;
-  uint64_t start_us;
-  unsigned room;
-  bool in_room, sender, open, hello, gone;
-} wpeer_t;
-
-typedef struct {
-  wpeer_t *p;
-  unsigned room, step;
-  uint64_t in_step, index;
-} wsender_t;
-
-struct worker {
-  const worker_cfg_t *cfg;
-  const load_shape_t *sh;
-  uv_loop_t loop;
-  uv_timer_t tick, counts, second;
-  uv_pipe_t cmd;
-  wsc_engine_t *eng;
-  wpeer_t *peers;
-  unsigned npeers, started;
-  wsender_t *senders;
-  unsigned nsenders;
-  bool go, done_sending, stopping, write_failed;
-  uint64_t go_us, cur_sec;
-  load_result_t *res;
-  wire_counts_t last_sent;
-  load_counts_t at_sec; /* counters at the start of the current second */
-  lhist_t sec_h;        /* deliveries received in the current second */
-  buf_t in, out;
-};
-
 static uint64_t now_us(void) { return uv_hrtime() / 1000u; }
+uint64_t worker_now_us(void) { return now_us(); }
+
+static load_step_t *cur_step(worker_t *w) {
+  return w->step_counting && w->cur_step < w->res->nsteps ? &w->res->steps[w->cur_step] : NULL;
+}
+
+void worker_error(worker_t *w, const char *what, const char *d, size_t n) {
+  load_result_t *r = w->res;
+  r->n.errors++;
+  load_step_t *s = cur_step(w);
+  if (s) s->errors++;
+  if (r->n.errors <= 5) fprintf(stderr, "storm-load[w%u]: %s: %.*s\n", w->cfg->index, what, (int)(n > 300 ? 300 : n), d);
+}
+
+bool worker_send(worker_t *w, wpeer_t *p, const char *m, int n) {
+  if (n < 0 || p->gone || !p->c || wsc_send_text(p->c, m, (size_t)n) < 0) {
+    worker_error(w, "cannot queue", m, n < 0 ? 0 : (size_t)n);
+    return false;
+  }
+  return true;
+}
+
+void worker_delivery(worker_t *w, unsigned step, uint64_t lat, uint64_t now) {
+  load_result_t *r = w->res;
+  lhist_record(&r->delivery, lat);
+  lhist_record(&w->sec_h, lat);
+  r->n.deliveries++;
+  r->last_delivery_us = now;
+  if (step < r->nsteps) {
+    r->steps[step].deliveries++;
+    lhist_record(&r->steps[step].delivery, lat);
+  }
+}
 
 static void write_out(worker_t *w) {
   size_t off = 0;
@@ -98,7 +92,13 @@ static void on_open(wsc_client_t *c, void *user) {
   p->open = true;
   p->w->res->n.opened++;
   p->w->res->n.open_now++;
-  lhist_record(&p->w->res->connect, now_us() - p->start_us);
+  uint64_t t = now_us() - p->start_us;
+  lhist_record(&p->w->res->connect, t);
+  load_step_t *s = cur_step(p->w);
+  if (s) {
+    s->opened++;
+    lhist_record(&s->connect, t);
+  }
 }
 
 static void on_text(wsc_client_t *c, void *user, const char *d, size_t n) {
@@ -113,13 +113,16 @@ static void on_text(wsc_client_t *c, void *user, const char *d, size_t n) {
       p->hello = true;
       r->n.helloed++;
       lhist_record(&r->hello, now - p->start_us);
+      if (w->ops && w->ops->hello) w->ops->hello(w, p);
     }
     return;
   }
   if (m.kind == MSG_ERROR) {
-    r->n.errors++;
-    if (r->n.errors <= 5)
-      fprintf(stderr, "storm-load[w%u]: server error: %.*s\n", w->cfg->index, (int)(n > 300 ? 300 : n), d);
+    worker_error(w, "server error", d, n);
+    return;
+  }
+  if (w->ops) {
+    w->ops->text(w, p, &m, now);
     return;
   }
   if (!p->in_room || !m.stamped) return;
@@ -133,27 +136,30 @@ static void on_text(wsc_client_t *c, void *user, const char *d, size_t n) {
     return;
   }
   if (m.kind != (broadcast ? MSG_BROADCAST : MSG_MESSAGE)) return;
-  lhist_record(&r->delivery, lat);
-  lhist_record(&w->sec_h, lat);
-  r->n.deliveries++;
-  r->last_delivery_us = now;
-  if (m.step < r->nsteps) {
-    r->steps[m.step].deliveries++;
-    lhist_record(&r->steps[m.step].delivery, lat);
-  }
+  worker_delivery(w, m.step, lat, now);
 }
 
 static void on_close(wsc_client_t *c, void *user, int code, int err) {
   wpeer_t *p = user;
   worker_t *w = p->w;
   load_result_t *r = w->res;
+  bool was_hello = p->hello, on_purpose = p->closing;
   p->gone = true;
+  p->active = false;
   p->c = NULL;
   if (p->open) r->n.open_now--;
-  if (w->stopping) return;
-  load_code_count(r, err == WSC_ERR_HANDSHAKE ? -code : code, 1); /* negative: HTTP status of a refused upgrade */
-  if (!p->hello) r->n.failed++;
+  p->open = p->hello = p->closing = false;
+  if (!w->stopping && !on_purpose) p->broken = true;
+  if (w->ops && w->ops->closed && !w->stopping) w->ops->closed(w, p, was_hello);
+  if (w->stopping || on_purpose) return;
+  int cc = err == WSC_ERR_HANDSHAKE ? -code : code; /* negative: HTTP status of a refused upgrade */
+  load_code_count(r, cc, 1);
+  load_step_t *s = cur_step(w);
+  if (s) load_step_code_count(s, cc, 1);
+  if (!was_hello) r->n.failed++;
   else r->n.dropped++;
+  if (s && !was_hello) s->failed++;
+  else if (s) s->dropped++;
   if (r->n.failed + r->n.dropped <= 5)
     fprintf(stderr, "storm-load[w%u]: connection closed: code %d (%s)\n", w->cfg->index, code,
             err == WSC_ERR_HANDSHAKE ? "upgrade refused, code is the HTTP status"
@@ -163,21 +169,31 @@ static void on_close(wsc_client_t *c, void *user, int code, int err) {
 
 /* ---- pacing ---- */
 
-static void start_peer(worker_t *w, unsigned j) {
-  const load_opts_t *o = w->cfg->o;
-  wpeer_t *p = &w->peers[j];
-  unsigned i = w->cfg->lo + j;
+void worker_connect(worker_t *w, wpeer_t *p, const char *token) {
   char path[1200];
-  if (o->peer) snprintf(path, sizeof path, "/ws?room=%lld", p->in_room ? w->sh->channels[p->room] : 1LL);
-  else snprintf(path, sizeof path, "/ws?access_token=%s", w->sh->tokens[w->sh->ntokens == 1 ? 0 : i]);
+  if (w->cfg->o->peer) snprintf(path, sizeof path, "/ws?room=%lld", p->in_room ? w->sh->channels[p->room] : 1LL);
+  else snprintf(path, sizeof path, "/ws?access_token=%s", token);
   p->start_us = now_us();
+  p->gone = false;
   w->res->n.started++;
+  load_step_t *s = cur_step(w);
+  if (s) s->started++;
   int rc = wsc_connect(w->eng, path, p);
+  if (rc == 0) p->active = true;
   if (rc < 0) {
-    p->gone = true;
+    p->gone = p->broken = true;
     w->res->n.failed++;
     load_code_count(w->res, WS_CLOSE_ABNORMAL, 1);
+    if (s) {
+      s->failed++;
+      load_step_code_count(s, WS_CLOSE_ABNORMAL, 1);
+    }
   }
+}
+
+static void start_peer(worker_t *w, unsigned j) {
+  unsigned i = w->cfg->lo + j;
+  worker_connect(w, &w->peers[j], w->sh->tokens ? w->sh->tokens[w->sh->ntokens == 1 ? 0 : i] : NULL);
 }
 
 static void send_one(worker_t *w, wsender_t *s) {
@@ -193,7 +209,7 @@ static void send_one(worker_t *w, wsender_t *s) {
   r->n.sent++;
   r->steps[s->step].sent++;
   if (!r->first_send_us) r->first_send_us = t;
-  if (n < 0 || s->p->gone || !s->p->c || wsc_send_text(s->p->c, m, (size_t)n) < 0) r->n.errors++;
+  worker_send(w, s->p, m, n);
 }
 
 static void pace_sends(worker_t *w, uint64_t now) {
@@ -217,10 +233,15 @@ static void pace_sends(worker_t *w, uint64_t now) {
 static void on_tick(uv_timer_t *t) {
   worker_t *w = t->data;
   uint64_t now = now_us();
+  if (w->sh->kind == LOAD_KIND_DAY) { /* connects and sends by its phases */
+    w->ops->tick(w, now);
+    return;
+  }
   double since = (double)(now - w->cfg->t0_us) / 1e6;
   uint64_t due = (uint64_t)(since * w->cfg->conn_rate) + 1;
   while (w->started < w->npeers && w->started < due) start_peer(w, w->started++);
-  if (w->go && !w->done_sending && now >= w->go_us) pace_sends(w, now);
+  if (w->ops) w->ops->tick(w, now);
+  else if (w->go && !w->done_sending && now >= w->go_us) pace_sends(w, now);
 }
 
 static void on_counts(uv_timer_t *t) { send_counts(t->data, false); }
@@ -286,7 +307,7 @@ static void on_cmd(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
     if (type == C_GO && plen == sizeof w->go_us) {
       memcpy(&w->go_us, pl, sizeof w->go_us);
       w->go = true;
-      if (w->nsenders == 0 && w->sh->plan.n == 0) w->done_sending = true;
+      if (!w->ops && w->nsenders == 0 && w->sh->plan.n == 0) w->done_sending = true;
     } else if (type == C_STOP) {
       stop(w);
       return;
@@ -299,15 +320,25 @@ static void on_cmd(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
 static int setup(worker_t *w) {
   const worker_cfg_t *cfg = w->cfg;
   const load_shape_t *sh = w->sh;
+  w->ops = sh->kind == LOAD_KIND_CHAT ? &worker_chat_ops : sh->kind == LOAD_KIND_DAY ? &worker_day_ops : NULL;
   w->npeers = cfg->hi - cfg->lo;
-  w->peers = calloc(w->npeers ? w->npeers : 1, sizeof *w->peers);
-  w->senders = calloc(sh->rooms ? sh->rooms : 1, sizeof *w->senders);
   w->res = load_result_new(sh->plan.n);
-  if (!w->peers || !w->senders || !w->res) return -ENOMEM;
+  if (!w->res) return -ENOMEM;
+  if (w->ops) {
+    int rc = w->ops->setup(w); /* sets npeers, allocates peers */
+    if (rc < 0) return rc;
+  } else {
+    w->peers = calloc(w->npeers ? w->npeers : 1, sizeof *w->peers);
+    if (!w->peers) return -ENOMEM;
+  }
+  w->senders = calloc(sh->rooms && !w->ops ? sh->rooms : 1, sizeof *w->senders);
+  if (!w->senders) return -ENOMEM;
   for (unsigned j = 0; j < w->npeers; j++) {
     wpeer_t *p = &w->peers[j];
     unsigned i = cfg->lo + j;
     p->w = w;
+    if (w->ops) continue;
+    p->idx = i;
     if (sh->rooms) {
       p->in_room = true;
       p->room = i / sh->room_size;
@@ -351,6 +382,7 @@ int worker_main(const worker_cfg_t *cfg) {
   wire_put_result(&w.out, w.res);
   write_out(&w);
   int status = w.write_failed ? 2 : 0;
+  if (w.ops) w.ops->free(&w);
   free(w.peers);
   free(w.senders);
   free(w.res);
