@@ -79,6 +79,11 @@ $(OUT)/test/%: test/unit/%.c $(OUT)/libstorm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itest/unit -o $@ $< $(OUT)/libstorm.a $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm $(LDOPT)
 
+# Fuzz targets of storm-load's parsers (fuzz_load_*.c) link its modules.
+$(OUT)/fuzz/fuzz_load_%: test/fuzz/fuzz_load_%.c $(LOADLIB) $(OUT)/libstorm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itools -o $@ $< $(LOADLIB) $(OUT)/libstorm.a $(PKG_LIBS) -lm $(LDOPT)
+
 $(OUT)/fuzz/%: test/fuzz/%.c $(OUT)/libstorm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OUT)/libstorm.a $(PKG_LIBS) -lm $(LDOPT)
