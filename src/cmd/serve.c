@@ -7,6 +7,7 @@
  * (they finish work already on the thread pool), close the bus, then the
  * stores.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "bus/bus.h"
 #include "bus/bus_local.h"
+#include "bus/bus_nats.h"
 #include "cmd/cmd.h"
 #include "core/health.h"
 #include "core/log.h"
@@ -22,6 +24,10 @@
 #include "net/ops_routes.h"
 #include "net/server.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/gateway_media.h"
+#include "services/media/media_service.h"
+#include "services/media/media_storage_local.h"
+#include "store/sqlite/media_sqlite.h"
 #include "services/messages/messages_service.h"
 #include "services/users/users_service.h"
 #include "store/sqlite/messages_sqlite.h"
@@ -44,6 +50,11 @@ typedef struct {
   net_server_t *server;
   gateway_t *gateway;
   redis_client_t *redis;
+  media_storage_t *media_storage;   /* bytes: the gateway writes, the service deletes */
+  media_store_t *media_store;
+  media_service_t *media;
+  gateway_media_t *gateway_media;
+  bool media_stopped;
   uv_signal_t sigterm, sigint;
   uv_timer_t hard_deadline;
   bool stopping;
@@ -64,6 +75,11 @@ static void on_bus_closed(void *arg) {
 
 static void on_services_stopped(void *arg) {
   app_t *app = arg;
+  if (app->media && !app->media_stopped) { /* last service: its pool jobs finish first */
+    app->media_stopped = true;
+    media_service_stop(app->media, on_services_stopped, app);
+    return;
+  }
   if (app->redis) {
     redis_client_close(app->redis, NULL, NULL);
     app->redis = NULL;
@@ -139,6 +155,28 @@ static int open_db(app_t *app) {
 }
 
 static int start_users(app_t *app);
+
+/* The in-process bus, or NATS when --bus / NATS_URL names servers. NATS
+ * being down at start is not fatal: the bus connects in the background
+ * and /readyz stays red until it does. Returns an exit code: 0, 1 (out
+ * of memory), 2 (bad configuration). */
+static int open_bus(app_t *app) {
+  if (!app->cfg.bus_url[0]) {
+    app->bus = bus_local_new(app->loop, 0);
+    if (!app->bus) log_error("main", "out of memory at start-up");
+    return app->bus ? 0 : 1;
+  }
+  char name[300];
+  snprintf(name, sizeof name, "storm %s", app->cfg.services);
+  bus_nats_opts_t no = {.servers = app->cfg.bus_url, .name = name};
+  int rc = bus_nats_open(app->loop, &no, &app->bus);
+  if (rc < 0) {
+    log_error("main", "invalid --bus / NATS_URL '%s': %s", app->cfg.bus_url, uv_strerror(rc));
+    app->bus = NULL;
+    return rc == -ENOMEM ? 1 : 2;
+  }
+  return 0;
+}
 
 static int start_users_service(app_t *app) {
   if (open_db(app)) return 1;
@@ -254,14 +292,74 @@ static int start_gateway(app_t *app) {
   return 0;
 }
 
+/* Media (docs/media.md): the storage backend is opened by every process
+ * that runs the gateway (it streams uploads and downloads) or the media
+ * service (it deletes objects and takes bus uploads); the metadata store
+ * only by the service. */
+static bool media_store_ready(void *arg) {
+  media_store_t *s = arg;
+  return s->ops->healthy(s);
+}
+
+static int open_media_storage(app_t *app) {
+  if (app->media_storage) return 0;
+  char dir[sizeof app->cfg.data_dir + 8];
+  snprintf(dir, sizeof dir, "%s/media", app->cfg.data_dir);
+  /* The data directory itself may not exist yet (no SQLite service here). */
+  uv_fs_t req;
+  uv_fs_mkdir(NULL, &req, app->cfg.data_dir, 0700, NULL);
+  uv_fs_req_cleanup(&req);
+  int rc = media_storage_local_open(app->loop, dir, &app->media_storage);
+  if (rc < 0) log_error("main", "cannot open media storage in %s: %s", dir, uv_strerror(rc));
+  return rc < 0;
+}
+
+static int start_media_service(app_t *app) {
+  if (open_db(app) || open_media_storage(app)) return 1;
+  int rc = media_sqlite_open(app->db, &app->media_store);
+  if (rc < 0) {
+    log_error("main", "cannot open the media store: %s", uv_strerror(rc));
+    return 1;
+  }
+  health_add(app->health, "media_store", media_store_ready, app->media_store);
+  media_service_opts_t mo;
+  media_service_opts_default(&mo);
+  mo.loop = app->loop;
+  mo.bus = app->bus;
+  mo.store = app->media_store;
+  mo.storage = app->media_storage;
+  mo.max_image = app->cfg.media_max_image;
+  mo.max_video = app->cfg.media_max_video;
+  mo.metrics = app->metrics;
+  rc = media_service_start(&mo, &app->media);
+  if (rc < 0) {
+    log_error("main", "media service failed to start: %s", uv_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
+
+static int start_gateway_media(app_t *app) {
+  if (open_media_storage(app)) return 1;
+  gateway_media_opts_t o = {.storage = app->media_storage,
+                            .max_image = app->cfg.media_max_image,
+                            .max_video = app->cfg.media_max_video};
+  int rc = gateway_media_start(app->gateway, &o, &app->gateway_media);
+  if (rc < 0) {
+    log_error("main", "media routes failed to start: %s", uv_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
   static app_t app; /* static: signal handlers and exit paths may outlive a frame */
   int code;
   if (cmd_config(&app.cfg, argc, argv, &code)) return code;
-  if (app.cfg.bus_url[0] || app.cfg.db_url[0]) {
+  if (app.cfg.db_url[0]) {
     fprintf(stderr,
-            "storm: invalid --bus/--db: NATS and PostgreSQL are not wired into serve yet; leave "
-            "them empty for embedded mode\n");
+            "storm: invalid --db: PostgreSQL is not wired into serve yet; leave it empty for "
+            "SQLite\n");
     return 2;
   }
   if ((code = cmd_jwt_keys(&app.cfg, &app.keys)) != 0) return code;
@@ -270,16 +368,17 @@ int cmd_serve(int argc, char **argv) {
   app.loop = uv_default_loop();
   app.metrics = metrics_registry_new();
   app.health = health_new();
-  app.bus = bus_local_new(app.loop, 0);
-  if (!app.metrics || !app.health || !app.bus) {
+  if (!app.metrics || !app.health) {
     log_error("main", "out of memory at start-up");
     return 1;
   }
+  if ((code = open_bus(&app)) != 0) return code;
   health_add(app.health, "bus", bus_ready, app.bus);
 
   buf_t line = BUF_INIT;
   config_format(&app.cfg, &line);
-  log_info("main", "storm %s starting (embedded%s): %s", STORM_VERSION, app.cfg.dev ? ", dev" : "",
+  log_info("main", "storm %s starting (%s%s): %s", STORM_VERSION,
+           app.cfg.bus_url[0] || app.cfg.db_url[0] ? "distributed" : "embedded", app.cfg.dev ? ", dev" : "",
            line.data ? line.data : "");
   buf_free(&line);
 
@@ -303,13 +402,19 @@ int cmd_serve(int argc, char **argv) {
   }
   if (config_service_enabled(&app.cfg, "users") && start_users_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "messages") && start_messages_service(&app)) return 1;
+  if (config_service_enabled(&app.cfg, "media") && start_media_service(&app)) return 1;
   if (start_http(&app)) return 1;
   if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
+  if (app.gateway && start_gateway_media(&app)) return 1;
   log_info("http", "listening on %s:%d", app.cfg.host, net_server_port(app.server));
 
   uv_run(app.loop, UV_RUN_DEFAULT);
 
+  gateway_media_free(app.gateway_media);
   gateway_free(app.gateway);
+  media_service_free(app.media);
+  if (app.media_store) app.media_store->ops->close(app.media_store);
+  if (app.media_storage) app.media_storage->ops->close(app.media_storage);
   net_server_free(app.server);
   users_service_free(app.users);
   messages_service_free(app.messages);

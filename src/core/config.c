@@ -135,6 +135,10 @@ static const config_setting_t settings[] = {
             "WebSocket requests per second per connection (token bucket refill)"),
     ROW_INT("ws-send-burst", "STORM_WS_SEND_BURST", ws_send_burst, "20", 1, 1000000,
             "token bucket size per WebSocket connection"),
+    ROW_SIZE("media-max-image", "STORM_MEDIA_MAX_IMAGE", media_max_image, "10m", 1, GIB,
+             "largest image upload (jpeg, png, gif, webp); larger -> 413"),
+    ROW_SIZE("media-max-video", "STORM_MEDIA_MAX_VIDEO", media_max_video, "100m", 1, 16 * GIB,
+             "largest video upload (mp4, webm, avi); larger -> 413"),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])

@@ -87,6 +87,8 @@ typedef struct storm_config {
   int resume_limit;             /* --resume-limit, 1000 messages per channel */
   int ws_send_rate;             /* --ws-send-rate, 10 ops per second per connection */
   int ws_send_burst;            /* --ws-send-burst, 20 */
+  uint64_t media_max_image;     /* --media-max-image, 10m */
+  uint64_t media_max_video;     /* --media-max-video, 100m */
 } storm_config_t;
 
 typedef enum {

@@ -38,6 +38,7 @@ enum {
   CONN_F_WS_CLOSE_SENT = 1 << 4,
   CONN_F_PROCESSING = 1 << 5,   /* inside conn_process: no re-entry */
   CONN_F_EOF = 1 << 6,          /* peer half-closed */
+  CONN_F_LINGER = 1 << 7,       /* closing after an unread body: FIN once flushed, drain reads */
 };
 
 typedef struct {
@@ -110,6 +111,7 @@ struct route {
   http_handler_fn fn;
   void *arg;
   uint64_t max_body;
+  bool stream;                  /* body delivered piecewise (http_req_read_body) */
   char pattern[];
 };
 
@@ -120,6 +122,10 @@ void conn_drop_unsent(net_conn_t *c);  /* discards chunks not yet started */
 void server_flush_all(net_server_t *s);
 void server_on_prepare(uv_prepare_t *p);
 void conn_outq_free(net_conn_t *c);
+/* After output was written (or a flush was asked for): a streaming
+ * response waiting for its queue to drain continues, a lingering close
+ * sends its FIN (http_stream.c). */
+void http_conn_output_progress(net_conn_t *c);
 
 /* Lifecycle (server.c) */
 void conn_close(net_conn_t *c);                /* immediate */

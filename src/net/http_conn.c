@@ -131,6 +131,14 @@ static bool begin_request(net_conn_t *c, const http_request_head_t *h, const cha
     body_too_large(c);
     return false;
   }
+  if (r->route->stream) {
+    /* The handler decides whether the body is read at all
+     * (http_req_read_body): it may refuse it (401) before a byte comes. */
+    r->stream = true;
+    r->body_done = !has_body;
+    dispatch(c);
+    return true;
+  }
   if (!has_body) {
     dispatch(c);
     return true;
@@ -145,6 +153,7 @@ static bool begin_request(net_conn_t *c, const http_request_head_t *h, const cha
 /* Feeds body bytes; returns bytes consumed. */
 static size_t read_body(net_conn_t *c, char *data, size_t len) {
   http_req_t *r = c->u.http.req;
+  if (r->stream) return http_stream_body(c, data, len);
   c->deadline_ms = server_now(c->srv) + c->srv->opts.body_timeout_ms;
   if (!r->head.chunked) {
     size_t want = (size_t)r->head.content_length - r->body.len;
@@ -228,13 +237,19 @@ void http_conn_on_close(net_conn_t *c) {
   http_req_t *r = c->u.http.req;
   if (!r) return;
   c->u.http.req = NULL;
-  if (c->state == CONN_HTTP_WAIT)
+  if (c->state == CONN_HTTP_WAIT || r->stream) {
     r->conn = NULL; /* the handler still owns it; its answer is dropped */
-  else
+    http_stream_orphaned(r, c->state == CONN_HTTP_BODY);
+  } else {
     http_req_free(r);
+  }
 }
 
 void http_conn_timeout(net_conn_t *c) {
+  if (c->state == CONN_HTTP_BODY && c->u.http.req && c->u.http.req->stream) {
+    http_stream_body_end(c, -ETIMEDOUT); /* the handler answers 408 */
+    return;
+  }
   bool idle = c->state == CONN_HTTP_HEAD && c->in_len == 0;
   if (idle) {
     conn_close(c); /* keep-alive idle: nothing to say */

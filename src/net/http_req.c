@@ -114,12 +114,15 @@ void http_req_finish(http_req_t *r, int status) {
   http_req_record(r, status);
   net_conn_t *c = r->conn;
   bool keep = r->keep_alive;
+  bool linger = r->stream && !r->body_done;
   /* The connection must not hold the request past this point: closing it
    * (below, or later) would free it again. */
   if (c && c->state != CONN_WS && c->u.http.req == r) c->u.http.req = NULL;
   http_req_free(r);
   if (!c) return;
-  if (!keep)
+  if (!keep && linger)
+    conn_close_lingering(c, 2000);
+  else if (!keep)
     conn_close_after_flush(c, 5000);
   else
     http_conn_request_done(c);
@@ -128,6 +131,8 @@ void http_req_finish(http_req_t *r, int status) {
 void http_respond(http_req_t *r, int status, const char *content_type, const char *headers,
                   const void *body, size_t len) {
   net_conn_t *c = r->conn;
+  /* A body left unread would be taken for the next request. */
+  if (r->stream && !r->body_done) r->keep_alive = false;
   if (c && !(c->flags & CONN_F_CLOSED)) {
     if (c->srv->shutting_down) r->keep_alive = false;
     conn_send_response(c, status, content_type, headers, body, len, r->keep_alive,

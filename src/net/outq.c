@@ -123,6 +123,7 @@ static void on_write(uv_write_t *req, int status) {
     conn_flush(c);
   else
     after_flush(c);
+  if (!(c->flags & CONN_F_CLOSED)) http_conn_output_progress(c);
 }
 
 static void conn_flush(net_conn_t *c) {
@@ -175,6 +176,7 @@ void server_flush_all(net_server_t *s) {
       c->flush_next = NULL;
       c->flags &= (uint8_t)~CONN_F_FLUSH_QUEUED;
       if (!(c->flags & CONN_F_CLOSED)) conn_flush(c);
+      if (!(c->flags & CONN_F_CLOSED)) http_conn_output_progress(c);
     }
   }
 }

@@ -371,6 +371,7 @@ int net_server_route(net_server_t *s, const char *method, const char *pattern,
   r->fn = fn;
   r->arg = arg;
   r->max_body = max_body ? max_body : s->opts.max_body;
+  r->stream = false;
   int rc = http_router_add(s->router, method, r->pattern, r);
   if (rc < 0) {
     free(r);

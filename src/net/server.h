@@ -73,6 +73,16 @@ int net_server_port(const net_server_t *s);
 int net_server_route(net_server_t *s, const char *method, const char *pattern,
                      http_handler_fn fn, void *arg, uint64_t max_body);
 
+/*
+ * Registers a route whose request body is streamed to the handler instead
+ * of buffered (uploads; see http_req_read_body in http.h). The handler runs
+ * as soon as the head is read; max_body (0 = the server default) is still
+ * enforced: from Content-Length before the handler runs (413), and while
+ * chunked bytes arrive. Returns as net_server_route.
+ */
+int net_server_route_stream(net_server_t *s, const char *method, const char *pattern,
+                            http_handler_fn fn, void *arg, uint64_t max_body);
+
 /* Number of open connections, and of those, upgraded to WebSocket. */
 size_t net_server_connections(const net_server_t *s);
 size_t net_server_ws_connections(const net_server_t *s);

@@ -495,6 +495,8 @@ static void test_help_lists_everything(void **state) {
       {"--resume-limit N", "STORM_RESUME_LIMIT"},
       {"--ws-send-rate N", "STORM_WS_SEND_RATE"},
       {"--ws-send-burst N", "STORM_WS_SEND_BURST"},
+      {"--media-max-image SIZE", "STORM_MEDIA_MAX_IMAGE"},
+      {"--media-max-video SIZE", "STORM_MEDIA_MAX_VIDEO"},
   };
   size_t n;
   const config_setting_t *rows = config_settings(&n);

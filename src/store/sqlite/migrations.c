@@ -94,9 +94,27 @@ static const char m2_messages[] =
     "CREATE UNIQUE INDEX messages_nonce ON messages(author_id, channel_id, nonce)"
     " WHERE nonce IS NOT NULL;";
 
+/* 3: media metadata (media service; contract in store/media_store.h).
+ * key is the public key (random id + sanitized name) and the primary key:
+ * lookups are by key only. owner_id has no foreign key, like messages'
+ * author_id: deleting an account must not silently orphan stored bytes (the
+ * object files are deleted by the media service, not by a cascade);
+ * media_owner serves per-user listing and quota later. sha256 is the raw
+ * 32-byte digest (the ETag is its hex form). Times are unix milliseconds. */
+static const char m3_media[] =
+    "CREATE TABLE media("
+    " key TEXT PRIMARY KEY,"
+    " owner_id INTEGER NOT NULL,"
+    " mime TEXT NOT NULL,"
+    " size INTEGER NOT NULL CHECK (size >= 0),"
+    " sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"
+    " created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX media_owner ON media(owner_id, created_at);";
+
 const sqlite_migration_t sqlite_migrations[] = {
     {1, "users", m1_users},
     {2, "messages", m2_messages},
+    {3, "media", m3_media},
 };
 
 const size_t sqlite_migrations_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0];
