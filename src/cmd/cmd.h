@@ -10,6 +10,8 @@
 int cmd_serve(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+/* storm migrate [--db URL]: PostgreSQL migrations (migrate.c). */
+int cmd_migrate(int argc, char **argv);
 
 /* Loads config from argv (after the subcommand) and the environment;
  * prints errors. Returns 0, or the exit code to leave with (0 after --help). */

@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
   if (strcmp(cmd, "token") == 0) return cmd_token(argc - 2, argv + 2);
   if (strcmp(cmd, "user") == 0) return cmd_user(argc - 2, argv + 2);
+  if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 2, argv + 2);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("storm %s\n", STORM_VERSION);
     return 0;
