@@ -22,13 +22,12 @@
 #include "cmd/cmd.h"
 #include "core/log.h"
 #include "services/users/users_service.h"
-#include "store/sqlite/sqlite_db.h"
-#include "store/sqlite/users_sqlite.h"
+#include "cmd/stores.h"
 
 typedef struct {
   uv_loop_t loop;
   bus_t *bus;
-  sqlite_db_t *db;
+  cmd_db_t db;
   users_store_t *store;
   users_service_t *svc;
   metrics_registry_t *metrics;
@@ -37,16 +36,12 @@ typedef struct {
 } admin_t;
 
 static int admin_open(admin_t *a, const storm_config_t *cfg, const jwt_keys_t *keys) {
-  char err[512];
   memset(a, 0, sizeof *a);
   uv_loop_init(&a->loop);
   a->bus = bus_local_new(&a->loop, 0);
   if (!a->bus) return 1;
-  if (sqlite_db_open(cfg->data_dir, &a->db, err, sizeof err) < 0) {
-    fprintf(stderr, "storm: cannot open the database in %s: %s\n", cfg->data_dir, err);
-    return 1;
-  }
-  if (users_sqlite_open(a->db, &a->store) < 0) return 1;
+  a->db.cfg = cfg;
+  if (cmd_users_store_open(&a->db, &a->store)) return 1;
   users_service_opts_t o;
   users_service_opts_default(&o);
   o.loop = &a->loop;
@@ -87,7 +82,7 @@ static void admin_close(admin_t *a) {
   uv_run(&a->loop, UV_RUN_DEFAULT);
   users_service_free(a->svc);
   if (a->store) a->store->ops->close(a->store);
-  sqlite_db_close(a->db);
+  cmd_db_close(&a->db);
   uv_loop_close(&a->loop);
   metrics_registry_free(a->metrics);
   json_decref(a->reply);

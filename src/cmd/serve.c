@@ -18,6 +18,7 @@
 #include "bus/bus_local.h"
 #include "bus/bus_nats.h"
 #include "cmd/cmd.h"
+#include "cmd/stores.h"
 #include "core/health.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -27,13 +28,9 @@
 #include "services/gateway/gateway_media.h"
 #include "services/media/media_service.h"
 #include "services/media/media_storage_local.h"
-#include "store/sqlite/media_sqlite.h"
 #include "services/messages/messages_service.h"
 #include "services/users/users_service.h"
-#include "store/sqlite/messages_sqlite.h"
-#include "store/sqlite/sqlite_db.h"
 #include "store/redis/redis_client.h"
-#include "store/sqlite/users_sqlite.h"
 
 typedef struct {
   uv_loop_t *loop;
@@ -42,7 +39,7 @@ typedef struct {
   metrics_registry_t *metrics;
   health_t *health;
   bus_t *bus;
-  sqlite_db_t *db;
+  cmd_db_t db;
   users_store_t *users_store;
   users_service_t *users;
   messages_store_t *messages_store;
@@ -143,17 +140,6 @@ static bool messages_store_ready(void *arg) {
   return s->ops->healthy(s);
 }
 
-static int open_db(app_t *app) {
-  if (app->db) return 0;
-  char err[512];
-  int rc = sqlite_db_open(app->cfg.data_dir, &app->db, err, sizeof err);
-  if (rc < 0) {
-    log_error("main", "cannot open the database in %s: %s", app->cfg.data_dir, err);
-    return 1;
-  }
-  return 0;
-}
-
 static int start_users(app_t *app);
 
 /* The in-process bus, or NATS when --bus / NATS_URL names servers. NATS
@@ -179,24 +165,13 @@ static int open_bus(app_t *app) {
 }
 
 static int start_users_service(app_t *app) {
-  if (open_db(app)) return 1;
-  int rc = users_sqlite_open(app->db, &app->users_store);
-  if (rc < 0) {
-    log_error("main", "cannot open the users store: %s", uv_strerror(rc));
-    return 1;
-  }
+  if (cmd_users_store_open(&app->db, &app->users_store)) return 1;
   health_add(app->health, "store", store_ready, app->users_store);
   return start_users(app);
 }
 
 static int start_messages_service(app_t *app) {
-  if (open_db(app)) return 1;
-  messages_sqlite_opts_t so = {.loop = app->loop, .node_id = 0};
-  int rc = messages_sqlite_open(app->db, &so, &app->messages_store);
-  if (rc < 0) {
-    log_error("main", "cannot open the messages store: %s", uv_strerror(rc));
-    return 1;
-  }
+  if (cmd_messages_store_open(&app->db, app->loop, &app->messages_store)) return 1;
   health_add(app->health, "messages_store", messages_store_ready, app->messages_store);
   messages_service_opts_t mo;
   messages_service_opts_default(&mo);
@@ -204,7 +179,7 @@ static int start_messages_service(app_t *app) {
   mo.bus = app->bus;
   mo.store = app->messages_store;
   mo.metrics = app->metrics;
-  rc = messages_service_start(&mo, &app->messages);
+  int rc = messages_service_start(&mo, &app->messages);
   if (rc < 0) {
     log_error("main", "messages service failed to start: %s", uv_strerror(rc));
     return 1;
@@ -315,12 +290,7 @@ static int open_media_storage(app_t *app) {
 }
 
 static int start_media_service(app_t *app) {
-  if (open_db(app) || open_media_storage(app)) return 1;
-  int rc = media_sqlite_open(app->db, &app->media_store);
-  if (rc < 0) {
-    log_error("main", "cannot open the media store: %s", uv_strerror(rc));
-    return 1;
-  }
+  if (cmd_media_store_open(&app->db, &app->media_store) || open_media_storage(app)) return 1;
   health_add(app->health, "media_store", media_store_ready, app->media_store);
   media_service_opts_t mo;
   media_service_opts_default(&mo);
@@ -331,7 +301,7 @@ static int start_media_service(app_t *app) {
   mo.max_image = app->cfg.media_max_image;
   mo.max_video = app->cfg.media_max_video;
   mo.metrics = app->metrics;
-  rc = media_service_start(&mo, &app->media);
+  int rc = media_service_start(&mo, &app->media);
   if (rc < 0) {
     log_error("main", "media service failed to start: %s", uv_strerror(rc));
     return 1;
@@ -356,13 +326,8 @@ int cmd_serve(int argc, char **argv) {
   static app_t app; /* static: signal handlers and exit paths may outlive a frame */
   int code;
   if (cmd_config(&app.cfg, argc, argv, &code)) return code;
-  if (app.cfg.db_url[0]) {
-    fprintf(stderr,
-            "storm: invalid --db: PostgreSQL is not wired into serve yet; leave it empty for "
-            "SQLite\n");
-    return 2;
-  }
   if ((code = cmd_jwt_keys(&app.cfg, &app.keys)) != 0) return code;
+  app.db.cfg = &app.cfg;
   signal(SIGPIPE, SIG_IGN);
 
   app.loop = uv_default_loop();
@@ -420,7 +385,7 @@ int cmd_serve(int argc, char **argv) {
   messages_service_free(app.messages);
   if (app.users_store) app.users_store->ops->close(app.users_store);
   if (app.messages_store) app.messages_store->ops->close(app.messages_store);
-  sqlite_db_close(app.db);
+  cmd_db_close(&app.db);
   health_free(app.health);
   metrics_registry_free(app.metrics);
   int rc = uv_loop_close(app.loop);

@@ -12,6 +12,7 @@
  * carry the raw bytes seen, because they are what the server's authors need.
  */
 const { spawn } = require('node:child_process');
+const { startCluster, killCluster } = require('./cluster');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
@@ -29,6 +30,13 @@ const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'runtime error:', 'ERROR: 
  * STORM_JWT_SECRET wins.
  */
 const TEST_ENV = { STORM_JWT_SECRET: 'blackbox-tests-only-not-a-secret-0123456789' };
+/*
+ * STORM_TEST_TOPOLOGY=cluster: every startServer starts a whole local
+ * cluster (cluster.js) instead of one process. Tests that need one process
+ * (restart on the same data directory, signals, one process's stderr) are
+ * skipped there with `skip: CLUSTER && 'reason'`.
+ */
+const CLUSTER = process.env.STORM_TEST_TOPOLOGY === 'cluster';
 
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
@@ -85,11 +93,12 @@ function runStorm(args, { timeoutMs = 10000, env, input } = {}) {
  * then `storm token`, on the server's data directory and key.
  */
 const WS_USER = 'bbuser';
-async function mintToken(dataDir, env) {
+async function mintToken(dataDir, env, db) {
   const e = env ? { ...TEST_ENV, ...process.env, ...env } : undefined;
-  const c = await runStorm(['user', 'create', WS_USER, '--data', dataDir], { env: e, input: 'blackbox-password-123\n' });
+  const where = db ? ['--db', db] : ['--data', dataDir];
+  const c = await runStorm(['user', 'create', WS_USER, ...where], { env: e, input: 'blackbox-password-123\n' });
   if (c.code !== 0 || sanitizerReport(c.stderr)) throw new Error(`storm user create failed: ${JSON.stringify(c)}`);
-  const t = await runStorm(['token', '--user', WS_USER, '--data', dataDir], { env: e });
+  const t = await runStorm(['token', '--user', WS_USER, ...where], { env: e });
   const token = t.stdout.trim();
   if (t.code !== 0 || sanitizerReport(t.stderr) || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) {
     throw new Error(`storm token failed: ${JSON.stringify(t)}`);
@@ -223,7 +232,8 @@ function killStragglers() {
   for (const s of live) {
     if (!s.exit) {
       s.stopping = true;
-      s.proc.kill('SIGKILL');
+      if (s.cluster) killCluster(s);
+      else s.proc.kill('SIGKILL');
       n++;
     }
   }
@@ -236,6 +246,13 @@ function killStragglers() {
  */
 async function startServer(args = [], { env, token = true, dataDir: givenDir } = {}) {
   if (!fs.existsSync(STORM_BIN)) throw new Error(`no binary at ${STORM_BIN} (run make, or set STORM_BIN)`);
+  if (CLUSTER) {
+    if (givenDir) throw new Error('cluster topology: restarting one process on its data directory is a single-process test');
+    const c = await startCluster(STORM_BIN, args, { ...TEST_ENV, ...(env || {}) });
+    live.add(c);
+    if (token) c.token = await mintToken(null, env, c.db);
+    return c;
+  }
   const dataDir = givenDir || fs.mkdtempSync(path.join(os.tmpdir(), 'storm-bb-'));
   const tok = token ? await mintToken(dataDir, env) : null;
   const full = ['serve', '--port', '0', '--data', dataDir];
@@ -1052,6 +1069,7 @@ async function wsUpgradeWithFrames(port, tokenAndQuery, msgs, done, timeoutMs = 
 
 module.exports = {
   ROOT,
+  CLUSTER,
   STORM_BIN,
   sleep,
   show,

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "services/gateway/gateway_internal.h"
 #include "services/gateway/gateway_presence.h"
@@ -27,6 +28,7 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
   g->resume_limit = o->resume_limit ? o->resume_limit : GW_DEFAULT_RESUME_LIMIT;
   g->send_rate = (float)(o->ws_send_rate > 0 ? o->ws_send_rate : GW_DEFAULT_SEND_RATE);
   g->send_burst = (float)(o->ws_send_burst >= 1 ? o->ws_send_burst : GW_DEFAULT_SEND_BURST);
+  g->serial_sends = strcmp(bus_kind(g->bus), "local") != 0;
   gw_fanout_init(g, o->max_channels ? o->max_channels : GW_DEFAULT_MAX_CHANNELS);
   /* 64K buckets (~5 MiB): enough distinct IPs for a launch, bounded against floods. */
   g->auth_limit = ratelimit_new(o->auth_rate, o->auth_burst, 65536);

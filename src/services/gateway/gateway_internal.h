@@ -24,6 +24,10 @@
 #define GW_RESUME_PARALLEL 4
 /* One typing event per channel per connection per this many ms. */
 #define GW_TYPING_INTERVAL_MS 2000
+/* Sends queued behind the one in flight (serial sends), per connection:
+ * a count and a byte bound (bodies and nonces), like the output queue's. */
+#define GW_SENDQ_MAX 4096
+#define GW_SENDQ_MAX_BYTES (1024 * 1024)
 /* Bus requests made for a WebSocket client. */
 #define GW_CALL_TIMEOUT_MS 10000
 
@@ -49,6 +53,11 @@ struct gateway {
   metrics_series_t *m_order[4]; /* dropped, held, gaps, skipped (gateway_fanout.c) */
   uint32_t resume_limit;   /* messages replayed per channel by resume */
   float send_rate, send_burst; /* per-connection token bucket */
+  /* One `send` in flight per connection, the next ones queued until its
+   * ack: over NATS, replicas of the messages service would otherwise
+   * commit one client's pipelined sends in any order. In-process there is
+   * one messages service, which keeps arrival order: sends pipeline. */
+  bool serial_sends;
 };
 
 typedef struct gw_call gw_call_t;
@@ -71,6 +80,7 @@ typedef struct {
   gw_resume_t *resume;      /* NULL unless a resume runs */
   json_t *early;            /* text frames received before hello (a JSON array of
                                strings), handled in order right after hello */
+  json_t *sendq;            /* serial sends waiting: [payload, ref, nonce, channel] each */
   json_t *list_reply;       /* ?resume=1: the channel list, kept until the first frame
                                (JSON null: the list failed) */
   gw_bucket_t bucket;       /* send rate */
@@ -80,6 +90,8 @@ typedef struct {
   uint8_t state;            /* GW_SESS_* */
   bool online;              /* counted in cs.user->online (presence) */
   bool wait_first;          /* ?resume=1 and no client frame yet: hello waits for it */
+  bool send_busy;           /* serial sends: one is waiting for its ack */
+  uint32_t sendq_bytes;     /* bodies and nonces in sendq */
 } gw_session_t;
 
 /*

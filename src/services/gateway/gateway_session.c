@@ -277,6 +277,8 @@ void gw_session_close(gateway_t *g, net_conn_t *c) {
   s->early = NULL;
   json_decref(s->list_reply);
   s->list_reply = NULL;
+  json_decref(s->sendq);
+  s->sendq = NULL;
   gw_resume_drop(s);
   gw_presence_disconnected(g, s);
   gw_subs_conn_drop(&g->subs, &s->cs);

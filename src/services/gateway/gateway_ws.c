@@ -71,14 +71,15 @@ static bool take_token(gateway_t *g, net_conn_t *c, json_t *ref) {
 }
 
 /* Sends a call, answering `unavailable` when it cannot be made. */
-static void call_or_error(gateway_t *g, net_conn_t *c, gw_call_t *call, const char *subject,
-                          json_t *payload, json_t *ref, int64_t chan) {
+static int call_or_error(gateway_t *g, net_conn_t *c, gw_call_t *call, const char *subject,
+                         json_t *payload, json_t *ref, int64_t chan) {
   int rc = call ? gw_call_send(g, call, subject, payload) : -ENOMEM;
   if (!call) json_decref(payload);
   if (rc == -EMSGSIZE)
     gw_ws_error(c, "payload_too_large", "request too large for the bus", ref, chan);
   else if (rc < 0)
     gw_ws_error(c, "unavailable", "the messages service is not available", ref, chan);
+  return rc;
 }
 
 /* The answer to a call: the reply with op (and ref) in front, or the error. */
@@ -97,9 +98,43 @@ static void answer(net_conn_t *c, gw_call_t *call, json_t *reply, const char *co
 
 /* ---- ops ---- */
 
+static void send_pump(gateway_t *g, net_conn_t *c);
+
 static void on_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply, const char *code,
                    const char *message) {
-  if (c) answer(c, call, reply, code, message, "ack");
+  if (!c) return;
+  answer(c, call, reply, code, message, "ack");
+  gw_session_t *s = ws_user(c);
+  s->send_busy = false;
+  if (s->state != GW_SESS_CLOSED) send_pump(g, c);
+}
+
+/* Takes ownership of p. With serial sends, marks the session busy until
+ * the ack (or error) of this one. */
+static void send_start(gateway_t *g, net_conn_t *c, json_t *p, json_t *ref, json_t *nonce,
+                       int64_t chan) {
+  gw_session_t *s = ws_user(c);
+  gw_call_t *call = gw_call_new(c, on_ack, ref);
+  if (call) {
+    call->data = json_incref(nonce);
+    call->chan_id = chan;
+  }
+  if (call_or_error(g, c, call, "messages.send", p, ref, chan) == 0 && g->serial_sends)
+    s->send_busy = true;
+}
+
+/* Starts the sends waiting behind an acked one, until one is in flight. */
+static void send_pump(gateway_t *g, net_conn_t *c) {
+  gw_session_t *s = ws_user(c);
+  while (!s->send_busy && s->sendq && json_array_size(s->sendq) > 0 && s->state == GW_SESS_READY) {
+    json_t *e = json_incref(json_array_get(s->sendq, 0));
+    json_array_remove(s->sendq, 0);
+    json_t *ref = json_array_get(e, 1);
+    s->sendq_bytes -= (uint32_t)json_integer_value(json_array_get(e, 4));
+    send_start(g, c, json_incref(json_array_get(e, 0)), json_is_null(ref) ? NULL : ref,
+               json_array_get(e, 2), (int64_t)json_integer_value(json_array_get(e, 3)));
+    json_decref(e);
+  }
 }
 
 static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
@@ -124,12 +159,23 @@ static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
                         "username", s->username, "channel_id", (json_int_t)chan, "body", body,
                         "nonce", nonce);
   if (p && att && !json_is_null(att)) json_object_set(p, "attachments", att);
-  gw_call_t *call = gw_call_new(c, on_ack, ref);
-  if (call) {
-    call->data = json_incref(nonce);
-    call->chan_id = chan;
+  if (!s->send_busy) {
+    send_start(g, c, p, ref, nonce, chan);
+    return;
   }
-  call_or_error(g, c, call, "messages.send", p, ref, chan);
+  /* Serial sends (see gateway_internal.h): wait behind the one in flight. */
+  if (!s->sendq) s->sendq = json_array();
+  size_t cost = json_string_length(body) + json_string_length(nonce) + 64;
+  if (!p || !s->sendq || json_array_size(s->sendq) >= GW_SENDQ_MAX ||
+      s->sendq_bytes + cost > GW_SENDQ_MAX_BYTES) {
+    json_decref(p);
+    gw_ws_error(c, "overloaded", "too many sends waiting for their ack on this connection", ref,
+                chan);
+    return;
+  }
+  json_array_append_new(s->sendq, json_pack("[o, O, O, I, I]", p, ref ? ref : json_null(), nonce,
+                                            (json_int_t)chan, (json_int_t)cost));
+  s->sendq_bytes += (uint32_t)cost;
 }
 
 static void on_read_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
