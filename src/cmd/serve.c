@@ -81,6 +81,7 @@ static void on_services_stopped(void *arg) {
     redis_client_close(app->redis, NULL, NULL);
     app->redis = NULL;
   }
+  cmd_db_unwatch(&app->db);
   /* The messages store drains its commit queue (every queued message is
    * committed and called back) and releases its loop handle here, so the
    * loop can end. */
@@ -166,13 +167,14 @@ static int open_bus(app_t *app) {
 
 static int start_users_service(app_t *app) {
   if (cmd_users_store_open(&app->db, &app->users_store)) return 1;
-  health_add(app->health, "store", store_ready, app->users_store);
+  if (cmd_db_store_checks(&app->db)) health_add(app->health, "store", store_ready, app->users_store);
   return start_users(app);
 }
 
 static int start_messages_service(app_t *app) {
   if (cmd_messages_store_open(&app->db, app->loop, &app->messages_store)) return 1;
-  health_add(app->health, "messages_store", messages_store_ready, app->messages_store);
+  if (cmd_db_store_checks(&app->db))
+    health_add(app->health, "messages_store", messages_store_ready, app->messages_store);
   messages_service_opts_t mo;
   messages_service_opts_default(&mo);
   mo.loop = app->loop;
@@ -368,6 +370,7 @@ int cmd_serve(int argc, char **argv) {
   if (config_service_enabled(&app.cfg, "users") && start_users_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "messages") && start_messages_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "media") && start_media_service(&app)) return 1;
+  cmd_db_watch(&app.db, app.loop, app.health);
   if (start_http(&app)) return 1;
   if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
   if (app.gateway && start_gateway_media(&app)) return 1;

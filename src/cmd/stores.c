@@ -69,6 +69,42 @@ int cmd_media_store_open(cmd_db_t *db, media_store_t **out) {
   return opened(media_sqlite_open(db->sqlite, out), "media");
 }
 
+static void probe_run(uv_work_t *w) {
+  cmd_db_t *db = w->data;
+  pg_db_ping(db->pg);
+}
+
+static void probe_done(uv_work_t *w, int status) {
+  (void)status;
+  ((cmd_db_t *)w->data)->probing = false;
+}
+
+static void on_probe(uv_timer_t *t) {
+  cmd_db_t *db = t->data;
+  if (db->probing) return;
+  db->probe_work.data = db;
+  if (uv_queue_work(t->loop, &db->probe_work, probe_run, probe_done) == 0) db->probing = true;
+}
+
+static bool database_ready(void *arg) { return pg_db_ready(((cmd_db_t *)arg)->pg); }
+
+bool cmd_db_store_checks(const cmd_db_t *db) { return !use_pg(db); }
+
+void cmd_db_watch(cmd_db_t *db, uv_loop_t *loop, health_t *health) {
+  if (!db->pg || db->probe_open) return;
+  health_add(health, "database", database_ready, db);
+  uv_timer_init(loop, &db->probe);
+  db->probe.data = db;
+  db->probe_open = true;
+  uv_timer_start(&db->probe, on_probe, 1000, 1000);
+}
+
+void cmd_db_unwatch(cmd_db_t *db) {
+  if (!db->probe_open) return;
+  db->probe_open = false;
+  uv_close((uv_handle_t *)&db->probe, NULL);
+}
+
 void cmd_db_close(cmd_db_t *db) {
   sqlite_db_close(db->sqlite);
   db->sqlite = NULL;

@@ -20,7 +20,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const {
+const { CLUSTER,
   serverFixture,
   startServer,
   runStorm,
@@ -357,7 +357,7 @@ test('WebSocket upgrade: the same token checks (401 on each defect, 101 + hello 
 
 /* ------------------------------------------------------ operator commands */
 
-test('storm token / storm user create against the running server\'s data directory', async () => {
+test('storm token / storm user create against the running server\'s data directory', { skip: CLUSTER && 'one process and its SQLite data directory' }, async () => {
   const srv = fx.srv;
   const port = fx.port;
   const dataArgs = ['--data', srv.dataDir];
@@ -572,7 +572,7 @@ function envWithoutStorm(extra = {}) {
   return { ...e, ...extra };
 }
 
-test('serve refuses to start without a secret (unless --dev) or with a 31-byte one', async () => {
+test('serve refuses to start without a secret (unless --dev) or with a 31-byte one', { skip: CLUSTER && 'start-up of one process' }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-auth-sec-'));
   try {
     const base = ['serve', '--port', '0', '--data', dir, ...FAST];
@@ -605,7 +605,7 @@ test('serve refuses to start without a secret (unless --dev) or with a 31-byte o
   }
 });
 
-test('--dev without a secret: creates <data>/jwt_secret (0600) and reuses it after a restart', async () => {
+test('--dev without a secret: creates <data>/jwt_secret (0600) and reuses it after a restart', { skip: CLUSTER && 'restarts one process on its data directory' }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-auth-dev-'));
   const args = ['--dev', ...FAST, ...NO_LIMIT];
   const env = { STORM_JWT_SECRET: '', STORM_JWT_SECRET_PREVIOUS: '' }; /* empty = unset */
