@@ -97,20 +97,32 @@ function ratio(a, b, better) {
   return `${(a / b).toFixed(2)}×${better === 'higher' ? (a >= b ? ' ✓' : '') : a <= b ? ' ✓' : ''}`;
 }
 
+/* A run that fails (a peer that falls over, a setup error) is reported as
+ * missing in the table, and the other runs go on. */
 async function withServer(kind, fn) {
   const s = await startServer(kind);
-  try { return await fn(s); } finally { await stopServer(s); }
+  try {
+    return await fn(s);
+  } catch (e) {
+    process.stderr.write(`${kind}: run failed: ${e.message}\n`);
+    return null;
+  } finally {
+    await stopServer(s);
+  }
 }
+
+const KINDS = process.env.BENCH_KINDS ? process.env.BENCH_KINDS.split(',') : null;
+const kinds = (list) => list.filter((k) => !KINDS || KINDS.includes(k));
 
 async function s1() {
   const v = {};
-  for (const kind of ['storm-broadcast', 'storm-durable', 'bun', 'node']) {
+  for (const kind of kinds(['storm-broadcast', 'storm-durable', 'bun', 'node'])) {
     const base = kind.startsWith('storm') ? 'storm' : kind;
     const mode = kind === 'storm-durable' ? ['--mode', 'durable'] : kind === 'storm-broadcast' ? ['--mode', 'broadcast'] : [];
     v[kind] = await withServer(base, (s) => load('fanout', s, ['--members', String(SIZE.s1Members), '--rate', '50', '--duration', String(SIZE.s1Secs), '--procs', '2', '--conn-rate', '4000', ...mode]));
-    process.stderr.write(`S1 ${kind}: ${Math.round(v[kind].deliveries_per_s)} deliveries/s, p99 ${v[kind].delivery_ms.p99} ms\n`);
+    if (v[kind]) process.stderr.write(`S1 ${kind}: ${Math.round(v[kind].deliveries_per_s)} deliveries/s, p99 ${v[kind].delivery_ms.p99} ms\n`);
   }
-  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, f(r)]));
+  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, r ? f(r) : null]));
   row(`S1 fanout ${SIZE.s1Members} members, 50 msg/s`, 'deliveries/s', pick((r) => r.deliveries_per_s), 'higher');
   row('', 'delivery p50 ms', pick((r) => r.delivery_ms.p50), 'lower');
   row('', 'delivery p99 ms', pick((r) => r.delivery_ms.p99), 'lower');
@@ -120,16 +132,16 @@ async function s1() {
 
 async function s2() {
   const v = {};
-  for (const kind of ['storm-broadcast', 'bun', 'node']) {
+  for (const kind of kinds(['storm-broadcast', 'bun', 'node'])) {
     const base = kind.startsWith('storm') ? 'storm' : kind;
     const mode = kind === 'storm-broadcast' ? ['--mode', 'broadcast'] : [];
     v[kind] = await withServer(base, (s) => load('rooms', s, ['--rooms', String(SIZE.s2Rooms), '--room-size', String(SIZE.s2Size),
       '--rate-start', String(SIZE.s2Step), '--rate-step', String(SIZE.s2Step), '--rate-max', String(SIZE.s2Max),
       '--step-seconds', String(SIZE.s2StepSecs), '--p99-target-ms', '50', '--procs', '2', ...mode]));
-    const b = v[kind].best_step;
+    const b = v[kind] && v[kind].best_step;
     process.stderr.write(`S2 ${kind}: best ${b ? Math.round(b.delivered_deliveries_per_s) : 0} deliveries/s at p99 ${b ? b.delivery_p99_ms : '-'} ms\n`);
   }
-  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, f(r)]));
+  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, r ? f(r) : null]));
   row(`S2 rooms ${SIZE.s2Rooms}×${SIZE.s2Size}, ramp to ${SIZE.s2Max}/s/room`, 'max deliveries/s at p99 ≤ 50 ms', pick((r) => (r.best_step ? r.best_step.delivered_deliveries_per_s : 0)), 'higher');
   row('', 'p99 ms at that step', pick((r) => (r.best_step ? r.best_step.delivery_p99_ms : null)), 'lower');
   row('', 'server CPU s / 1M deliveries (whole run)', pick((r) => r.server_cpu_per_million_deliveries_s), 'lower');
@@ -137,13 +149,13 @@ async function s2() {
 
 async function s3() {
   const v = {};
-  for (const kind of ['storm', 'bun', 'node']) {
+  for (const kind of kinds(['storm', 'bun', 'node'])) {
     /* Against STORM, storm-load registers one account and every connection
      * is a device of it: no per-connection setup. */
     v[kind] = await withServer(kind, (s) => load('hold', s, ['--conns', String(SIZE.s3Conns), '--rate', '4000', '--duration', '5', '--procs', '2']));
-    process.stderr.write(`S3 ${kind}: ${v[kind].server_rss_bytes_per_conn} B/conn\n`);
+    if (v[kind]) process.stderr.write(`S3 ${kind}: ${v[kind].server_rss_bytes_per_conn} B/conn\n`);
   }
-  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, f(r)]));
+  const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, r ? f(r) : null]));
   row(`S3 hold ${SIZE.s3Conns} idle conns`, 'server RSS bytes/conn', pick((r) => r.server_rss_bytes_per_conn), 'lower');
   row('', 'connect p99 ms', pick((r) => r.connect_ms.p99), 'lower');
 }
@@ -154,6 +166,7 @@ async function durable() {
     '--step-seconds', '3', '--p99-target-ms', '20', '--procs', '1']));
   /* The best step by ack p99 ≤ 20 ms (best_step judges delivery p99, which
    * for a 2-member room is the same path plus one hop). */
+  if (!r) return;
   let best = null;
   for (const st of r.steps) if (st.ok && (!best || st.sent > best.sent)) best = st;
   const acked = best ? best.acks / best.duration_s : 0;
