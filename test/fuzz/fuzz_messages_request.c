@@ -103,6 +103,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   msg_op_t op = (msg_op_t)(data[0] % MSG_OP_COUNT);
+  if (op == MSG_OP_SEND_BATCH) {
+    /* Batches: every accepted item satisfies messages.send's rules; a
+     * refused item has its own error, with a detail when it is a 400. */
+    msg_batch_item_t *items = NULL;
+    size_t n = 0;
+    const char *bdetail = NULL;
+    msg_err_t be = msg_batch_parse(data + 1, size - 1, &items, &n, &bdetail);
+    CHECK((unsigned)be < MSG_E_COUNT);
+    if (be != MSG_OK) {
+      CHECK(items == NULL && n == 0);
+      if (be == MSG_E_BAD_REQUEST) CHECK(bdetail != NULL);
+      return 0;
+    }
+    CHECK(n >= 1 && n <= MESSAGES_BATCH_ITEMS_MAX);
+    for (size_t i = 0; i < n; i++) {
+      CHECK((unsigned)items[i].err < MSG_E_COUNT);
+      if (items[i].err == MSG_OK) check_body(&items[i].req, true);
+      else if (items[i].err == MSG_E_BAD_REQUEST) CHECK(items[i].detail != NULL);
+    }
+    msg_batch_items_free(items, n);
+    return 0;
+  }
   msg_req_t r;
   const char *detail = (const char *)1;
   msg_err_t e = msg_req_parse(op, data + 1, size - 1, &r, &detail);

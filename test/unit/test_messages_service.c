@@ -1885,6 +1885,432 @@ static void test_store_failures(void **state) {
   fx_done(&f);
 }
 
+/* ---- messages.send.batch ---- */
+
+#define B "messages.send.batch"
+
+/* An item {channel_id, body[, nonce]} (new reference). */
+static json_t *item(int64_t ch, const char *body, const char *nonce) {
+  json_t *i = json_pack("{s:I,s:s}", "channel_id", (json_int_t)ch, "body", body);
+  if (nonce) json_object_set_new(i, "nonce", json_string(nonce));
+  return i;
+}
+
+/* Sends a batch of items (stolen) as user and waits for the reply. */
+static json_t *batch(fx_t *f, int64_t user, json_t *items) {
+  json_t *p = json_pack("{s:I,s:s,s:o}", "user_id", (json_int_t)user, "username",
+                        user_name(f, user), "items", items);
+  assert_non_null(p);
+  char *s = json_dumps(p, JSON_COMPACT);
+  json_decref(p);
+  json_t *r = call_raw(f, B, s, strlen(s));
+  free(s);
+  return r;
+}
+
+/* The results of a batch reply, checked to hold n. */
+static json_t *results(json_t *r, size_t n) {
+  assert_ok(r);
+  json_t *a = json_object_get(r, "results");
+  assert_true(json_is_array(a));
+  assert_int_equal(json_array_size(a), n);
+  return a;
+}
+
+/* The i-th result is the error code/status (not consumed). */
+static void assert_item_err(json_t *res, size_t i, const char *code, int status) {
+  json_t *o = json_array_get(res, i);
+  assert_non_null(o);
+  assert_err(json_incref(o), code, status);
+}
+
+/* The i-th result is an ack in ch with seq (duplicate as given). */
+static json_t *assert_item_ack(json_t *res, size_t i, int64_t ch, int64_t seq, bool dup) {
+  json_t *o = json_array_get(res, i);
+  assert_non_null(o);
+  assert_ok(o);
+  assert_int_equal(json_object_size(o), 5);
+  assert_int_equal(ival(o, "channel_id"), ch);
+  assert_int_equal(ival(o, "seq"), seq);
+  assert_true(json_is_boolean(json_object_get(o, "duplicate")));
+  assert_int_equal(json_is_true(json_object_get(o, "duplicate")), dup);
+  assert_true(strtoll(sval(o, "id"), NULL, 10) > 0);
+  return o;
+}
+
+/* Items of two channels interleaved: results in item order, each
+ * channel's seqs in item order, one event per message with the stored
+ * values, durable before the reply. */
+static void test_batch_order_mixed(void **state) {
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  int64_t alice = f.uid[0], bob = f.uid[1];
+  int64_t c1 = create(&f, alice, "one", false), c2 = create(&f, alice, "two", false);
+  join(&f, bob, c1);
+  json_t *pre = send_msg(&f, alice, c2, "before");
+  json_decref(pre);
+  fence(&f);
+  events_clear(&f);
+  const int64_t chans[6] = {c1, c2, c1, c1, c2, c1};
+  const char *bodies[6] = {"a0", "b0", "a1 \"q\"\n", "a2 \xc3\xbc", "b1", "a3"};
+  const int64_t seqs[6] = {1, 2, 2, 3, 3, 4};
+  json_t *items = json_array();
+  for (int i = 0; i < 6; i++) json_array_append_new(items, item(chans[i], bodies[i], NULL));
+  /* a user_id inside an item is ignored: the envelope's caller posts */
+  json_object_set_new(json_array_get(items, 5), "user_id", json_integer((json_int_t)bob));
+  json_object_set_new(json_array_get(items, 4), "attachments", json_pack("[s]", "media/k.png"));
+  json_t *r = batch(&f, alice, items);
+  json_t *res = results(r, 6);
+  for (int i = 0; i < 6; i++) assert_item_ack(res, (size_t)i, chans[i], seqs[i], false);
+  channel_rec_t c;
+  assert_int_equal(f.store->ops->channel_get(f.store, c1, &c), 0);
+  assert_int_equal(c.last_seq, 4);
+  assert_int_equal(f.store->ops->channel_get(f.store, c2, &c), 0);
+  assert_int_equal(c.last_seq, 3);
+  fence(&f);
+  assert_int_equal(events_on(&f, subj("chan", c1)), 4);
+  assert_int_equal(events_on(&f, subj("chan", c2)), 2);
+  assert_int_equal(f.nev, 6);
+  int k1 = 0, k2 = 0;
+  for (int i = 0; i < 6; i++) {
+    json_t *ev = chans[i] == c1 ? event_on(&f, subj("chan", c1), k1++)
+                                : event_on(&f, subj("chan", c2), k2++);
+    check_message_event(ev, chans[i], json_array_get(res, (size_t)i), alice, "alice", bodies[i]);
+  }
+  json_t *m = json_object_get(event_on(&f, subj("chan", c2), 1), "message");
+  assert_string_equal(json_string_value(json_array_get(json_object_get(m, "attachments"), 0)),
+                      "media/k.png");
+  json_decref(r);
+  assert_true(metric(&f, "storm_messages_requests_total{op=\"send.batch\",result=\"ok\"} ") == 1);
+  assert_true(metric(&f, "storm_messages_requests_total{op=\"send\",result=\"ok\"} ") == 7);
+  assert_true(metric(&f, "storm_messages_appends_total ") == 7);
+  fx_done(&f);
+}
+
+/* Failing items among good ones: each answered with its own error, in
+ * place; the good ones stored in order around them, nothing announced for
+ * the failures. */
+static void test_batch_failing_items(void **state) {
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  int64_t alice = f.uid[0], bob = f.uid[1];
+  int64_t ch = create(&f, alice, "general", false);
+  int64_t pub = create(&f, bob, "bobs", false), priv = create(&f, bob, "secret", true);
+  int64_t dm;
+  {
+    json_t *r = call(&f, "messages.dm.open", "{s:I,s:s,s:s}", "user_id", (json_int_t)alice,
+                     "username", "alice", "peer", "bob");
+    dm = ival(json_object_get(r, "channel"), "id");
+    json_decref(r);
+  }
+  fence(&f);
+  events_clear(&f);
+  char big[4002];
+  memset(big, 'x', 4001);
+  big[4001] = '\0';
+  json_t *items = json_array();
+  json_array_append_new(items, item(ch, "good 1", NULL));              /* 0 */
+  json_array_append_new(items, item(priv, "x", NULL));                  /* 1: 404 */
+  json_array_append_new(items, item(pub, "x", NULL));                   /* 2: 403 */
+  json_array_append_new(items, item(ch, "", NULL));                     /* 3: invalid_body */
+  json_array_append_new(items, json_integer(5));                        /* 4: bad_request */
+  json_array_append_new(items, item(999, "x", NULL));                   /* 5: 404 */
+  json_array_append_new(items, item(0, "x", NULL));                     /* 6: 404 */
+  json_t *att = item(ch, "x", NULL);
+  json_object_set_new(att, "attachments", json_pack("[i]", 1));
+  json_array_append_new(items, att);                                    /* 7: attachments */
+  json_array_append_new(items, item(ch, big, NULL));                    /* 8: invalid_body */
+  json_t *nn = item(ch, "x", NULL);
+  json_object_set_new(nn, "nonce", json_integer(3));
+  json_array_append_new(items, nn);                                     /* 9: bad_request */
+  json_array_append_new(items, json_pack("{s:s}", "body", "no channel")); /* 10: bad_request */
+  json_array_append_new(items, item(ch, "good 2 @bob", NULL));          /* 11 */
+  json_array_append_new(items, item(dm, "hi bob", NULL));               /* 12 */
+  json_t *r = batch(&f, alice, items);
+  json_t *res = results(r, 13);
+  assert_item_ack(res, 0, ch, 1, false);
+  assert_item_err(res, 1, "not_found", 404);
+  assert_item_err(res, 2, "forbidden", 403);
+  assert_item_err(res, 3, "invalid_body", 400);
+  assert_item_err(res, 4, "bad_request", 400);
+  assert_item_err(res, 5, "not_found", 404);
+  assert_item_err(res, 6, "not_found", 404);
+  assert_item_err(res, 7, "invalid_attachments", 400);
+  assert_item_err(res, 8, "invalid_body", 400);
+  assert_item_err(res, 9, "bad_request", 400);
+  assert_item_err(res, 10, "bad_request", 400);
+  assert_item_ack(res, 11, ch, 2, false);
+  assert_item_ack(res, 12, dm, 1, false);
+  /* the private channel stays invisible: the same answer as an unknown one */
+  assert_string_equal(sval(json_object_get(json_array_get(res, 1), "error"), "message"),
+                      sval(json_object_get(json_array_get(res, 5), "error"), "message"));
+  json_decref(r);
+  RUN_UNTIL(&f, events_on(&f, "message.sent") == 1); /* the DM peer; bob is not in general */
+  run_for(&f, 50);
+  fence(&f);
+  assert_int_equal(events_on(&f, subj("chan", ch)), 2);
+  assert_int_equal(events_on(&f, subj("chan", dm)), 1);
+  assert_int_equal(events_on(&f, subj("chan", priv)) + events_on(&f, subj("chan", pub)), 0);
+  assert_int_equal(events_on(&f, "message.sent"), 1);
+  assert_int_equal(ival(event_on(&f, "message.sent", 0), "recipientId"), bob);
+  assert_true(metric(&f, "storm_messages_requests_total{op=\"send\",result=\"bad_request\"} ") ==
+              3);
+  assert_true(metric(&f, "storm_messages_requests_total{op=\"send\",result=\"not_found\"} ") == 3);
+  assert_true(metric(&f, "storm_messages_appends_total ") == 3);
+  fx_done(&f);
+}
+
+/* Nonces: a retry inside the batch and one of an earlier send get the
+ * original ack with duplicate:true, and announce nothing. */
+static void test_batch_duplicates(void **state) {
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  int64_t alice = f.uid[0];
+  int64_t ch = create(&f, alice, "general", false), c2 = create(&f, alice, "other", false);
+  json_t *first = call(&f, "messages.send", "{s:I,s:s,s:I,s:s,s:s}", "user_id",
+                       (json_int_t)alice, "username", "alice", "channel_id", (json_int_t)ch,
+                       "body", "early", "nonce", "n0");
+  assert_ok(first);
+  fence(&f);
+  events_clear(&f);
+  json_t *items = json_array();
+  json_array_append_new(items, item(ch, "one", "n1"));
+  json_array_append_new(items, item(ch, "one again", "n1"));
+  json_array_append_new(items, item(ch, "early again", "n0"));
+  json_array_append_new(items, item(c2, "same nonce elsewhere", "n1"));
+  json_array_append_new(items, item(ch, "two", "n2"));
+  json_t *r = batch(&f, alice, items);
+  json_t *res = results(r, 5);
+  json_t *a = assert_item_ack(res, 0, ch, 2, false);
+  json_t *b = assert_item_ack(res, 1, ch, 2, true);
+  assert_string_equal(sval(a, "id"), sval(b, "id"));
+  assert_int_equal(ival(a, "created_at"), ival(b, "created_at"));
+  json_t *e = assert_item_ack(res, 2, ch, 1, true);
+  assert_string_equal(sval(e, "id"), sval(first, "id"));
+  assert_item_ack(res, 3, c2, 1, false);
+  assert_item_ack(res, 4, ch, 3, false);
+  run_for(&f, 50);
+  fence(&f);
+  assert_int_equal(events_on(&f, subj("chan", ch)), 2);
+  assert_int_equal(events_on(&f, subj("chan", c2)), 1);
+  assert_int_equal(f.nev, 3);
+  json_t *m = json_object_get(event_on(&f, subj("chan", ch), 0), "message");
+  assert_string_equal(sval(m, "body"), "one");
+  assert_string_equal(sval(m, "nonce"), "n1");
+  assert_true(metric(&f, "storm_messages_appends_total ") == 4);
+  /* the whole batch again: all duplicates, nothing new */
+  events_clear(&f);
+  items = json_array();
+  json_array_append_new(items, item(ch, "one", "n1"));
+  json_array_append_new(items, item(ch, "two", "n2"));
+  json_t *r2 = batch(&f, alice, items);
+  json_t *res2 = results(r2, 2);
+  assert_item_ack(res2, 0, ch, 2, true);
+  assert_item_ack(res2, 1, ch, 3, true);
+  run_for(&f, 50);
+  fence(&f);
+  assert_int_equal(f.nev, 0);
+  json_decref(r2);
+  json_decref(r);
+  json_decref(first);
+  fx_done(&f);
+}
+
+/* The envelope: a fault there fails the whole request (one error reply,
+ * nothing stored); 100 items pass, 101 do not; the payload bound. */
+static void test_batch_limits_malformed(void **state) {
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  int64_t alice = f.uid[0];
+  int64_t ch = create(&f, alice, "general", false);
+  fence(&f);
+  events_clear(&f);
+  char p[256];
+  const char *item1 = "{\"channel_id\":1,\"body\":\"x\"}";
+  assert_err(call_str(&f, B, "not json"), "bad_request", 400);
+  assert_err(call_raw(&f, B, "", 0), "bad_request", 400);
+  assert_err(call_str(&f, B, "[1]"), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"username\":\"alice\",\"items\":[%s]}", item1);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"user_id\":0,\"username\":\"alice\",\"items\":[%s]}", item1);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"items\":[%s]}", alice, item1);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"username\":\"a b\",\"items\":[%s]}", alice,
+           item1);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"username\":\"alice\"}", alice);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"username\":\"alice\",\"items\":{}}", alice);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"username\":\"alice\",\"items\":[]}", alice);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"username\":\"alice\",\"items\":null}", alice);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  snprintf(p, sizeof p,
+           "{\"user_id\":%" PRId64 ",\"username\":\"alice\",\"items\":[%s],\"items\":[%s]}",
+           alice, item1, item1);
+  assert_err(call_str(&f, B, p), "bad_request", 400);
+  /* 101 items: refused as a whole */
+  json_t *items = json_array();
+  for (int i = 0; i < 101; i++) json_array_append_new(items, item(ch, "x", NULL));
+  assert_err(batch(&f, alice, items), "bad_request", 400);
+  /* over the payload bound (items of valid bodies, under the item count) */
+  static char body[4000 * 3 + 1]; /* 4,000 characters of 3 bytes: 12 KB */
+  for (int i = 0; i < 4000; i++) memcpy(body + 3 * i, "\xe2\x82\xac", 3);
+  body[4000 * 3] = '\0';
+  items = json_array();
+  for (int i = 0; i < 50; i++) json_array_append_new(items, item(ch, body, NULL)); /* 600 KB */
+  json_t *r = batch(&f, alice, items);
+  json_t *e = json_object_get(r, "error");
+  assert_non_null(e);
+  assert_string_equal(sval(e, "message"), "request too large");
+  assert_err(r, "bad_request", 400);
+  run_for(&f, 50);
+  fence(&f);
+  assert_int_equal(f.nev, 0);
+  channel_rec_t c;
+  assert_int_equal(f.store->ops->channel_get(f.store, ch, &c), 0);
+  assert_int_equal(c.last_seq, 0);
+  assert_true(
+      metric(&f, "storm_messages_requests_total{op=\"send.batch\",result=\"bad_request\"} ") == 14);
+  /* exactly 100 items pass, in order */
+  items = json_array();
+  for (int i = 0; i < 100; i++) {
+    char b[16];
+    snprintf(b, sizeof b, "m%d", i);
+    json_array_append_new(items, item(ch, b, NULL));
+  }
+  r = batch(&f, alice, items);
+  json_t *res = results(r, 100);
+  for (int i = 0; i < 100; i++) assert_item_ack(res, (size_t)i, ch, i + 1, false);
+  json_decref(r);
+  fence(&f);
+  for (int i = 0; i < 100; i++) {
+    char b[16];
+    snprintf(b, sizeof b, "m%d", i);
+    assert_string_equal(sval(json_object_get(event_on(&f, subj("chan", ch), i), "message"), "body"),
+                        b);
+  }
+  /* without a reply subject: dropped, nothing stored */
+  snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"username\":\"alice\",\"items\":[%s]}", alice,
+           "{\"channel_id\":1,\"body\":\"quiet\"}");
+  assert_int_equal(bus_publish(f.bus, B, NULL, p, strlen(p)), 0);
+  run_for(&f, 50);
+  assert_int_equal(f.store->ops->channel_get(f.store, ch, &c), 0);
+  assert_int_equal(c.last_seq, 100);
+  fx_done(&f);
+}
+
+/* Store failures reach each item; one reply still comes for the whole. */
+static void test_batch_store_failures(void **state) {
+  fx_t f;
+  fx_init(&f);
+  memset(&g_proxy, 0, sizeof g_proxy);
+  g_proxy.base.ops = &proxy_ops;
+  g_proxy.real = f.store;
+  f.store = &g_proxy.base;
+  f.opts.store = f.store;
+  fx_start(&f);
+  int64_t alice = f.uid[0];
+  int64_t ch = create(&f, alice, "general", false), c2 = create(&f, alice, "other", false);
+  fence(&f);
+  events_clear(&f);
+  json_t *items, *r, *res;
+#define TWO() \
+  (items = json_array(), json_array_append_new(items, item(ch, "a", NULL)), \
+   json_array_append_new(items, item(c2, "b", NULL)), items)
+  g_proxy.append_rc = -EAGAIN;
+  r = batch(&f, alice, TWO());
+  res = results(r, 2);
+  assert_item_err(res, 0, "overloaded", 503);
+  assert_item_err(res, 1, "overloaded", 503);
+  json_decref(r);
+  g_proxy.append_rc = 0;
+  g_proxy.append_status = -EIO;
+  r = batch(&f, alice, TWO());
+  res = results(r, 2);
+  assert_item_err(res, 0, "unavailable", 503);
+  assert_item_err(res, 1, "unavailable", 503);
+  json_decref(r);
+  g_proxy.append_status = 0;
+  atomic_store(&g_proxy.fail, P_GET);
+  r = batch(&f, alice, TWO());
+  res = results(r, 2);
+  assert_item_err(res, 0, "unavailable", 503);
+  assert_item_err(res, 1, "unavailable", 503);
+  json_decref(r);
+  atomic_store(&g_proxy.fail, P_MEMBER_GET);
+  r = batch(&f, alice, TWO());
+  res = results(r, 2);
+  assert_item_err(res, 0, "unavailable", 503);
+  assert_item_err(res, 1, "unavailable", 503);
+  json_decref(r);
+  atomic_store(&g_proxy.fail, 0u);
+  fence(&f);
+  assert_int_equal(f.nev, 0);
+  r = batch(&f, alice, TWO());
+  res = results(r, 2);
+  assert_item_ack(res, 0, ch, 2, false); /* append_status stored the first one anyway */
+  assert_item_ack(res, 1, c2, 2, false);
+  json_decref(r);
+#undef TWO
+  fx_done(&f);
+}
+
+/* Stop with batches in flight: each gets its one reply, items acked or
+ * 503, and what was acked is stored. */
+static void test_batch_stop(void **state) {
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  int64_t alice = f.uid[0];
+  int64_t ch = create(&f, alice, "general", false);
+  enum { N = 6, K = 20 };
+  static reply_t r[N];
+  for (int i = 0; i < N; i++) {
+    json_t *items = json_array();
+    for (int k = 0; k < K; k++) json_array_append_new(items, item(ch, "m", NULL));
+    json_t *p = json_pack("{s:I,s:s,s:o}", "user_id", (json_int_t)alice, "username", "alice",
+                          "items", items);
+    char *s = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    send_raw(&f, B, s, strlen(s), &r[i]);
+    free(s);
+  }
+  uv_run(&f.loop, UV_RUN_NOWAIT);
+  uv_run(&f.loop, UV_RUN_NOWAIT);
+  fx_stop(&f);
+  RUN_UNTIL(&f, answered(r, N) == N);
+  int ok = 0, failed = 0;
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(r[i].status, 0);
+    json_t *a = parse(r[i].data);
+    free(r[i].data);
+    json_t *res = results(a, K);
+    for (int k = 0; k < K; k++) {
+      json_t *o = json_array_get(res, (size_t)k);
+      if (json_object_get(o, "error")) {
+        assert_item_err(res, (size_t)k, "unavailable", 503);
+        failed++;
+      } else {
+        ok++;
+      }
+    }
+    json_decref(a);
+  }
+  assert_int_equal(ok + failed, N * K);
+  channel_rec_t c;
+  assert_int_equal(f.store->ops->channel_get(f.store, ch, &c), 0);
+  assert_int_equal(c.last_seq, ok);
+  fx_done(&f);
+}
+#undef B
+
 /* ---- the pure parts ---- */
 
 static void test_mention_syntax(void **state) {
@@ -1959,6 +2385,12 @@ int main(void) {
       cmocka_unit_test(test_stop_idle_and_twice),
       cmocka_unit_test(test_start_invalid),
       cmocka_unit_test(test_store_failures),
+      cmocka_unit_test(test_batch_order_mixed),
+      cmocka_unit_test(test_batch_failing_items),
+      cmocka_unit_test(test_batch_duplicates),
+      cmocka_unit_test(test_batch_limits_malformed),
+      cmocka_unit_test(test_batch_store_failures),
+      cmocka_unit_test(test_batch_stop),
       cmocka_unit_test(test_mention_syntax),
       cmocka_unit_test(test_names_cache),
   };

@@ -25,9 +25,19 @@
 /* One typing event per channel per connection per this many ms. */
 #define GW_TYPING_INTERVAL_MS 2000
 /* Sends queued behind the one in flight (serial sends), per connection:
- * a count and a byte bound (bodies and nonces), like the output queue's. */
+ * a count and a byte bound (serialised payloads). The rate bucket is the
+ * first bound (20 sends at the default settings); these cap the memory of
+ * a connection whose rate was raised, while leaving room for a burst as
+ * big as the in-process path takes (1,500 sends of 4,000 characters,
+ * ~6 MB, in the black-box tests). Past them: `overloaded`. */
 #define GW_SENDQ_MAX 4096
-#define GW_SENDQ_MAX_BYTES (1024 * 1024)
+#define GW_SENDQ_MAX_BYTES (8 * 1024 * 1024)
+/* What one messages.send.batch carries at most: queued sends, and their
+ * serialised payloads' bytes (also kept under the bus's payload limit).
+ * The messages service accepts up to 100 items and 512 KiB
+ * (MESSAGES_BATCH_ITEMS_MAX, MESSAGES_BATCH_REQUEST_MAX). */
+#define GW_SEND_BATCH_MAX 100
+#define GW_SEND_BATCH_MAX_BYTES (256 * 1024)
 /* Bus requests made for a WebSocket client. */
 #define GW_CALL_TIMEOUT_MS 10000
 
@@ -53,10 +63,13 @@ struct gateway {
   metrics_series_t *m_order[4]; /* dropped, held, gaps, skipped (gateway_fanout.c) */
   uint32_t resume_limit;   /* messages replayed per channel by resume */
   float send_rate, send_burst; /* per-connection token bucket */
-  /* One `send` in flight per connection, the next ones queued until its
-   * ack: over NATS, replicas of the messages service would otherwise
-   * commit one client's pipelined sends in any order. In-process there is
-   * one messages service, which keeps arrival order: sends pipeline. */
+  /* One `send` request in flight per connection, the next ones queued
+   * until its ack: over NATS, replicas of the messages service would
+   * otherwise commit one client's pipelined sends in any order. What
+   * queued meanwhile goes as one messages.send.batch (one replica, item
+   * order kept), so a busy client pays one round trip per batch, not per
+   * message. In-process there is one messages service, which keeps
+   * arrival order: sends pipeline. */
   bool serial_sends;
 };
 
@@ -80,7 +93,8 @@ typedef struct {
   gw_resume_t *resume;      /* NULL unless a resume runs */
   json_t *early;            /* text frames received before hello (a JSON array of
                                strings), handled in order right after hello */
-  json_t *sendq;            /* serial sends waiting: [payload, ref, nonce, channel] each */
+  json_t *sendq;            /* serial sends waiting: [payload, ref, nonce, channel, cost]
+                               each (cost: the payload's serialised bytes) */
   json_t *list_reply;       /* ?resume=1: the channel list, kept until the first frame
                                (JSON null: the list failed) */
   gw_bucket_t bucket;       /* send rate */
@@ -90,8 +104,8 @@ typedef struct {
   uint8_t state;            /* GW_SESS_* */
   bool online;              /* counted in cs.user->online (presence) */
   bool wait_first;          /* ?resume=1 and no client frame yet: hello waits for it */
-  bool send_busy;           /* serial sends: one is waiting for its ack */
-  uint32_t sendq_bytes;     /* bodies and nonces in sendq */
+  bool send_busy;           /* serial sends: a send or batch is waiting for its ack */
+  uint32_t sendq_bytes;     /* sum of the costs in sendq */
 } gw_session_t;
 
 /*

@@ -10,6 +10,12 @@
  * service's, and its error codes reach the client unchanged. Ops that cost
  * a bus request or a publish take a token from the connection's bucket
  * (rate_limited when empty: the connection stays open).
+ *
+ * Sends over NATS (g->serial_sends): one request per connection in
+ * flight; sends arriving meanwhile queue, and when the ack comes all that
+ * queued (up to GW_SEND_BATCH_MAX) goes as one messages.send.batch, whose
+ * per-item results are answered to the client in queue order. The first
+ * send of an idle connection still goes alone, at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,10 +129,121 @@ static void send_start(gateway_t *g, net_conn_t *c, json_t *p, json_t *ref, json
     s->send_busy = true;
 }
 
-/* Starts the sends waiting behind an acked one, until one is in flight. */
+/* The answer to one send of a batch: r is its result ({channel_id, id,
+ * seq, created_at, duplicate} or {error}), NULL with code and message when
+ * the whole batch failed. m is [ref, nonce, channel_id]. */
+static void answer_item(net_conn_t *c, json_t *m, json_t *r, const char *code,
+                        const char *message) {
+  json_t *ref = json_array_get(m, 0);
+  if (json_is_null(ref)) ref = NULL;
+  int64_t chan = (int64_t)json_integer_value(json_array_get(m, 2));
+  json_t *e = json_object_get(r, "error");
+  if (r && !json_is_object(r)) {
+    code = "internal";
+    message = "the service answered something unreadable";
+  } else if (e) {
+    code = json_string_value(json_object_get(e, "code"));
+    message = json_string_value(json_object_get(e, "message"));
+    if (!code) code = "internal";
+    if (!message) message = "internal error";
+  }
+  if (!r || e || !json_is_object(r)) {
+    gw_ws_error(c, code, message, ref, chan);
+    return;
+  }
+  json_t *a = json_pack("{s:s}", "op", "ack");
+  if (a && ref) json_object_set(a, "ref", ref);
+  if (a) json_object_set(a, "nonce", json_array_get(m, 1));
+  if (a) json_object_update(a, r);
+  gw_ws_send_json(c, a);
+}
+
+/* A batch's reply: each send answered in queue order, then the next ones. */
+static void on_batch_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
+                         const char *code, const char *message) {
+  if (!c) return;
+  json_t *results = json_object_get(reply, "results");
+  if (reply && json_array_size(results) != json_array_size(call->data)) {
+    log_error("gateway", "messages.send.batch answered %zu results for %zu sends",
+              json_array_size(results), json_array_size(call->data));
+    reply = NULL;
+    code = "internal";
+    message = "the service answered something unreadable";
+  }
+  size_t i;
+  json_t *m;
+  json_array_foreach(call->data, i, m)
+      answer_item(c, m, reply ? json_array_get(results, i) : NULL, code, message);
+  gw_session_t *s = ws_user(c);
+  s->send_busy = false;
+  if (s->state != GW_SESS_CLOSED) send_pump(g, c);
+}
+
+/* Sends the first k (>= 2) queued sends as one messages.send.batch; on
+ * failure answers each of them with the error. */
+static void send_batch(gateway_t *g, net_conn_t *c, size_t k) {
+  gw_session_t *s = ws_user(c);
+  json_t *items = json_array(), *meta = json_array();
+  for (size_t i = 0; i < k; i++) {
+    json_t *e = json_incref(json_array_get(s->sendq, 0));
+    json_array_remove(s->sendq, 0);
+    s->sendq_bytes -= (uint32_t)json_integer_value(json_array_get(e, 4));
+    json_t *p = json_array_get(e, 0);
+    /* The caller is the envelope's, once for all items. */
+    json_object_del(p, "user_id");
+    json_object_del(p, "username");
+    json_array_append(items, p);
+    json_array_append_new(meta, json_pack("[O, O, O]", json_array_get(e, 1),
+                                          json_array_get(e, 2), json_array_get(e, 3)));
+    json_decref(e);
+  }
+  json_t *payload = json_pack("{s:I, s:s, s:o}", "user_id", (json_int_t)s->user_id, "username",
+                              s->username, "items", items);
+  int rc = -ENOMEM;
+  if (meta && json_array_size(meta) == k) {
+    gw_call_t *call = gw_call_new(c, on_batch_ack, NULL);
+    if (call) {
+      call->data = json_incref(meta);
+      rc = gw_call_send(g, call, "messages.send.batch", payload);
+      payload = NULL;
+    }
+  }
+  json_decref(payload);
+  if (rc == 0) {
+    s->send_busy = true;
+  } else {
+    size_t i;
+    json_t *m;
+    json_array_foreach(meta, i, m) {
+      if (rc == -EMSGSIZE)
+        answer_item(c, m, NULL, "payload_too_large", "request too large for the bus");
+      else
+        answer_item(c, m, NULL, "unavailable", "the messages service is not available");
+    }
+  }
+  json_decref(meta);
+}
+
+/* Starts what waits behind an acked send: one queued send alone as a plain
+ * messages.send, more as one batch (in queue order, within the batch
+ * bounds), until a request is in flight. */
 static void send_pump(gateway_t *g, net_conn_t *c) {
   gw_session_t *s = ws_user(c);
+  size_t max_bytes = GW_SEND_BATCH_MAX_BYTES;
+  size_t bus_max = bus_max_payload(g->bus);
+  if (bus_max / 2 < max_bytes) max_bytes = bus_max / 2;
   while (!s->send_busy && s->sendq && json_array_size(s->sendq) > 0 && s->state == GW_SESS_READY) {
+    size_t n = json_array_size(s->sendq), k = 0, bytes = 0;
+    while (k < n && k < GW_SEND_BATCH_MAX) {
+      size_t cost = (size_t)json_integer_value(json_array_get(json_array_get(s->sendq, k), 4));
+      if (k > 0 && bytes + cost > max_bytes) break;
+      bytes += cost;
+      k++;
+    }
+    if (k > 1) {
+      send_batch(g, c, k);
+      continue;
+    }
     json_t *e = json_incref(json_array_get(s->sendq, 0));
     json_array_remove(s->sendq, 0);
     json_t *ref = json_array_get(e, 1);
@@ -165,8 +282,10 @@ static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
   }
   /* Serial sends (see gateway_internal.h): wait behind the one in flight. */
   if (!s->sendq) s->sendq = json_array();
-  size_t cost = json_string_length(body) + json_string_length(nonce) + 64;
-  if (!p || !s->sendq || json_array_size(s->sendq) >= GW_SENDQ_MAX ||
+  /* The serialised size (jansson measures it without a buffer): what the
+   * batch will carry. */
+  size_t cost = p ? json_dumpb(p, NULL, 0, JSON_COMPACT) : 0;
+  if (!p || cost == 0 || !s->sendq || json_array_size(s->sendq) >= GW_SENDQ_MAX ||
       s->sendq_bytes + cost > GW_SENDQ_MAX_BYTES) {
     json_decref(p);
     gw_ws_error(c, "overloaded", "too many sends waiting for their ack on this connection", ref,

@@ -10,6 +10,7 @@
  *   messages_names.c     the bounded id <-> username cache (loop only)
  *   messages_lookup.c    users.get requests that fill a job's name slots
  *   messages_send.c      messages.send: per-channel queues, append, events
+ *   messages_batch.c     messages.send.batch: one send job per item, one reply
  *   messages_ops.c       every other op: pool step, then reply and events
  *   messages_service.c   lifecycle, subscriptions, jobs, replies, publishing
  * The pure files are safe from any thread; the others run on the loop,
@@ -52,6 +53,7 @@ typedef enum {
   MSG_OP_EDIT,
   MSG_OP_DELETE,
   MSG_OP_READ,
+  MSG_OP_SEND_BATCH, /* parsed by msg_batch_parse, not msg_req_parse */
   MSG_OP_COUNT
 } msg_op_t;
 
@@ -88,6 +90,12 @@ typedef enum {
  * keys of \u escapes) is under 64 KiB; the bound keeps the loop's parse
  * time and memory small whatever arrives. */
 #define MESSAGES_REQUEST_MAX (128 * 1024)
+/* messages.send.batch: items per request, and the payload parsed. The
+ * gateway batches at most 100 sends of at most 256 KiB (serialised), so
+ * the byte bound leaves room for the envelope; both keep one request's
+ * loop time and the reply (about 300 bytes an item at worst) small. */
+#define MESSAGES_BATCH_ITEMS_MAX 100
+#define MESSAGES_BATCH_REQUEST_MAX (512 * 1024)
 
 /* A parsed, validated request. Strings are NUL-terminated; body and
  * attachments are heap copies (msg_req_free). */
@@ -124,6 +132,26 @@ typedef struct {
 msg_err_t msg_req_parse(msg_op_t op, const void *data, size_t len, msg_req_t *out,
                         const char **detail);
 void msg_req_free(msg_req_t *r);
+
+/* One item of a messages.send.batch: a send request as msg_req_parse
+ * would build it (user_id and username from the envelope), or the error
+ * that item alone is answered with (detail as for msg_req_parse). */
+typedef struct {
+  msg_req_t req;
+  msg_err_t err;
+  const char *detail;
+} msg_batch_item_t;
+
+/* Parses a messages.send.batch payload {user_id, username, items:[...]}.
+ * An envelope fault (not a bounded JSON object, bad caller, items not an
+ * array of 1..MESSAGES_BATCH_ITEMS_MAX) fails the whole request: returns
+ * the error (and *detail) with *items NULL. Otherwise returns MSG_OK and
+ * *items, *n: every item parsed with messages.send's rules, each with its
+ * own result; release with msg_batch_items_free. MSG_E_UNAVAILABLE when
+ * out of memory. */
+msg_err_t msg_batch_parse(const void *data, size_t len, msg_batch_item_t **items, size_t *n,
+                          const char **detail);
+void msg_batch_items_free(msg_batch_item_t *items, size_t n);
 
 /* The users service's username rules (3-32 of [a-z0-9_.-] after ASCII
  * lower-casing): folds in[0..len) into out, false if they do not hold. */
@@ -200,6 +228,7 @@ typedef struct {
 
 typedef struct msg_lookup msg_lookup_t;
 typedef struct msg_chanq msg_chanq_t;
+typedef struct msg_batch msg_batch_t;
 
 struct msg_job {
   uv_work_t work;
@@ -230,7 +259,10 @@ struct msg_job {
   int64_t num;              /* read: last_read_seq; members.add/dm.open: target id */
   int64_t *ids;             /* send: mentioned user ids, then the members among them */
   size_t nids;
-  char reply[];             /* copy of the request's reply subject */
+  msg_batch_t *batch;       /* an item of a messages.send.batch: its reply goes there
+                               (NULL once given: the batch may be gone) */
+  size_t batch_idx;
+  char reply[];             /* copy of the request's reply subject ("" for a batch item) */
 };
 
 typedef struct {
@@ -258,6 +290,15 @@ struct messages_service {
 };
 
 /* messages_service.c */
+/* A new job, linked into the live jobs (stop waits for it), with a copy of
+ * reply; NULL when out of memory. */
+msg_job_t *msg_job_new(messages_service_t *s, const char *reply);
+/* Counts one answer of op with e in the metrics. */
+void msg_count(messages_service_t *s, msg_op_t op, msg_err_t e);
+/* Counts and sends one answer on reply: the error e (detail as in
+ * msg_err_json) or, for MSG_OK, out ("{}" when NULL). */
+void msg_answer(messages_service_t *s, const char *reply, msg_op_t op, msg_err_t e,
+                const char *detail, const buf_t *out);
 /* Answers the job (its error, or out), counting it in the metrics. */
 void msg_job_reply(msg_job_t *j, const buf_t *out);
 /* Answers the job (if not yet) with its error, then frees it. */
@@ -295,5 +336,15 @@ void msg_send_start(msg_job_t *j);
 /* Stop: answers queued sends 503, cancels membership checks not started. */
 void msg_send_stop(messages_service_t *s);
 void msg_send_free_queues(messages_service_t *s);
+
+/* messages_batch.c */
+/* Handles one messages.send.batch request (msg->reply set): each valid
+ * item becomes a send job started in item order, so items of one channel
+ * queue (and get seqs) in item order; the reply goes once every item is
+ * answered. */
+void msg_batch_start(messages_service_t *s, const bus_msg_t *msg);
+/* From msg_job_reply, for a job with j->batch: records its answer (its
+ * error, or out) as item j->batch_idx and clears j->batch. */
+void msg_batch_item_reply(msg_job_t *j, const buf_t *out);
 
 #endif

@@ -43,6 +43,7 @@ static const char *const op_names[MSG_OP_COUNT] = {
     [MSG_OP_DM_OPEN] = "dm.open",               [MSG_OP_HISTORY] = "history",
     [MSG_OP_SEND] = "send",                     [MSG_OP_EDIT] = "edit",
     [MSG_OP_DELETE] = "delete",                 [MSG_OP_READ] = "read",
+    [MSG_OP_SEND_BATCH] = "send.batch",
 };
 
 static const char *const op_subjects[MSG_OP_COUNT] = {
@@ -60,6 +61,7 @@ static const char *const op_subjects[MSG_OP_COUNT] = {
     [MSG_OP_EDIT] = "messages.edit",
     [MSG_OP_DELETE] = "messages.delete",
     [MSG_OP_READ] = "messages.read",
+    [MSG_OP_SEND_BATCH] = "messages.send.batch",
 };
 
 const char *msg_op_name(msg_op_t op) {

@@ -4,7 +4,8 @@
  * A request's life: the bus callback (loop) copies the reply subject and
  * parses the payload into a job (messages_validate.c); invalid input is
  * answered at once, valid jobs go to their op (messages_ops.c, or
- * messages_send.c for messages.send). This file owns what every op shares:
+ * messages_send.c for messages.send; messages.send.batch goes to
+ * messages_batch.c, which makes one send job per item). This file owns what every op shares:
  * the list of live jobs (stop waits for it to empty), pool submission with
  * cancellation, replies with their metrics, and event publishing.
  *
@@ -41,7 +42,7 @@ int64_t msg_now_ms(void) {
 
 static void maybe_done(messages_service_t *s);
 
-static void count(messages_service_t *s, msg_op_t op, msg_err_t e) {
+void msg_count(messages_service_t *s, msg_op_t op, msg_err_t e) {
   const char *labels[2] = {msg_op_name(op), msg_err_code(e)};
   metrics_inc(metrics_series(s->requests, labels));
 }
@@ -52,13 +53,19 @@ static void respond(messages_service_t *s, const char *reply, const char *data, 
   if (rc < 0) log_debug(COMPONENT, "reply to %s not sent: %d", reply, rc);
 }
 
-static void respond_error(msg_job_t *j, msg_err_t e, const char *detail) {
+void msg_answer(messages_service_t *s, const char *reply, msg_op_t op, msg_err_t e,
+                const char *detail, const buf_t *out) {
+  msg_count(s, op, e);
+  if (e == MSG_OK) {
+    respond(s, reply, out ? out->data : "{}", out ? out->len : 2);
+    return;
+  }
   buf_t b = BUF_INIT;
   msg_err_json(e, detail, &b);
   if (b.oom)
-    respond(j->svc, j->reply, OOM_REPLY, sizeof OOM_REPLY - 1);
+    respond(s, reply, OOM_REPLY, sizeof OOM_REPLY - 1);
   else
-    respond(j->svc, j->reply, b.data, b.len);
+    respond(s, reply, b.data, b.len);
   buf_free(&b);
 }
 
@@ -67,6 +74,11 @@ void msg_job_reply(msg_job_t *j, const buf_t *out) {
   if (j->replied) return;
   j->replied = true;
   if (j->err == MSG_OK && out && out->oom) j->err = MSG_E_UNAVAILABLE;
+  if (j->batch) { /* an item of a batch: answered with the others */
+    msg_count(s, j->req.op, j->err);
+    msg_batch_item_reply(j, out);
+    return;
+  }
   if (j->err == MSG_OK && out && out->len > bus_max_payload(s->o.bus)) {
     /* The list builders keep under the bound; anything else is a bug. */
     log_error(COMPONENT, "%s reply of %zu bytes exceeds the bus payload limit",
@@ -74,11 +86,7 @@ void msg_job_reply(msg_job_t *j, const buf_t *out) {
     j->err = MSG_E_UNAVAILABLE;
     j->detail = "reply too large";
   }
-  count(s, j->req.op, j->err);
-  if (j->err != MSG_OK)
-    respond_error(j, j->err, j->detail);
-  else
-    respond(s, j->reply, out ? out->data : "{}", out ? out->len : 2);
+  msg_answer(s, j->reply, j->req.op, j->err, j->detail, out);
 }
 
 void msg_job_end(msg_job_t *j) {
@@ -155,6 +163,19 @@ void msg_publish(messages_service_t *s, const char *prefix, int64_t id, const bu
   if (rc < 0) log_warn(COMPONENT, "publish to %s failed: %d", subject, rc);
 }
 
+msg_job_t *msg_job_new(messages_service_t *s, const char *reply) {
+  size_t rlen = strlen(reply);
+  msg_job_t *j = calloc(1, sizeof *j + rlen + 1);
+  if (!j) return NULL;
+  memcpy(j->reply, reply, rlen + 1);
+  j->svc = s;
+  j->next = s->jobs;
+  if (s->jobs) s->jobs->prev = j;
+  s->jobs = j;
+  s->njobs++;
+  return j;
+}
+
 static void on_msg(bus_t *bus, const bus_msg_t *msg, void *arg) {
   msg_route_t *rt = arg;
   messages_service_t *s = rt->svc;
@@ -164,19 +185,16 @@ static void on_msg(bus_t *bus, const bus_msg_t *msg, void *arg) {
     log_debug(COMPONENT, "%s without a reply subject dropped", msg->subject);
     return;
   }
-  size_t rlen = strlen(msg->reply);
-  msg_job_t *j = calloc(1, sizeof *j + rlen + 1);
+  if (rt->op == MSG_OP_SEND_BATCH) {
+    msg_batch_start(s, msg);
+    return;
+  }
+  msg_job_t *j = msg_job_new(s, msg->reply);
   if (!j) {
-    count(s, rt->op, MSG_E_UNAVAILABLE);
+    msg_count(s, rt->op, MSG_E_UNAVAILABLE);
     respond(s, msg->reply, OOM_REPLY, sizeof OOM_REPLY - 1);
     return;
   }
-  memcpy(j->reply, msg->reply, rlen + 1);
-  j->svc = s;
-  j->next = s->jobs;
-  if (s->jobs) s->jobs->prev = j;
-  s->jobs = j;
-  s->njobs++;
   j->err = msg_req_parse(rt->op, msg->data, msg->len, &j->req, &j->detail);
   if (j->err != MSG_OK) {
     log_debug(COMPONENT, "%s rejected: %s%s%s", msg->subject, msg_err_code(j->err),

@@ -260,6 +260,15 @@ static msg_err_t parse_attachments(ctx_t *c, msg_req_t *r) {
   return MSG_OK;
 }
 
+/* A send's own fields (the caller's are the request's or the batch's). */
+static msg_err_t parse_send(ctx_t *c, msg_req_t *r) {
+  msg_err_t e;
+  if ((e = parse_channel(c, r))) return e;
+  if ((e = parse_body(c, r))) return e;
+  if ((e = parse_nonce(c, r))) return e;
+  return parse_attachments(c, r);
+}
+
 static msg_err_t parse_op(ctx_t *c, msg_op_t op, msg_req_t *r) {
   static const bool needs_username[MSG_OP_COUNT] = {
       [MSG_OP_CHANNEL_JOIN] = true, [MSG_OP_CHANNEL_LEAVE] = true,
@@ -312,10 +321,7 @@ static msg_err_t parse_op(ctx_t *c, msg_op_t op, msg_req_t *r) {
     if (r->has_before && r->has_after) return bad(c, "before and after are exclusive");
     return parse_limit(c, r, MESSAGES_LIMIT_DEFAULT, MESSAGES_LIMIT_MAX);
   case MSG_OP_SEND:
-    if ((e = parse_channel(c, r))) return e;
-    if ((e = parse_body(c, r))) return e;
-    if ((e = parse_nonce(c, r))) return e;
-    return parse_attachments(c, r);
+    return parse_send(c, r);
   case MSG_OP_EDIT:
     if ((e = parse_channel(c, r))) return e;
     if ((e = parse_message_id(c, r))) return e;
@@ -357,4 +363,56 @@ void msg_req_free(msg_req_t *r) {
   free(r->attachments);
   r->body = r->attachments = NULL;
   r->body_len = r->attachments_len = 0;
+}
+
+/* The caller is the envelope's and nothing in an item can change it: the
+ * gateway vouches for user_id and username once per batch. */
+msg_err_t msg_batch_parse(const void *data, size_t len, msg_batch_item_t **items, size_t *n,
+                          const char **detail) {
+  *detail = NULL;
+  *items = NULL;
+  *n = 0;
+  json_t *root = json_object_load_bounded(data, len, MESSAGES_BATCH_REQUEST_MAX, detail);
+  if (!root) return MSG_E_BAD_REQUEST;
+  ctx_t c = {root, detail};
+  msg_req_t caller;
+  memset(&caller, 0, sizeof caller);
+  msg_err_t e = parse_user(&c, &caller, true);
+  json_t *arr = json_object_get(root, "items");
+  size_t count = json_array_size(arr);
+  if (e == MSG_OK && (!json_is_array(arr) || count < 1 || count > MESSAGES_BATCH_ITEMS_MAX))
+    e = bad(&c, "items is required and must be an array of 1-100 sends");
+  msg_batch_item_t *out = NULL;
+  if (e == MSG_OK && !(out = calloc(count, sizeof *out))) {
+    *detail = "out of memory";
+    e = MSG_E_UNAVAILABLE;
+  }
+  if (e != MSG_OK) {
+    json_decref(root);
+    return e;
+  }
+  for (size_t i = 0; i < count; i++) {
+    msg_batch_item_t *it = &out[i];
+    it->req.op = MSG_OP_SEND;
+    it->req.user_id = caller.user_id;
+    memcpy(it->req.username, caller.username, sizeof it->req.username);
+    json_t *v = json_array_get(arr, i);
+    if (!json_is_object(v)) {
+      it->err = MSG_E_BAD_REQUEST;
+      it->detail = "each item must be a JSON object";
+      continue;
+    }
+    ctx_t ic = {v, &it->detail};
+    it->err = parse_send(&ic, &it->req);
+    if (it->err == MSG_E_NOT_FOUND) it->detail = NULL;
+  }
+  json_decref(root);
+  *items = out;
+  *n = count;
+  return MSG_OK;
+}
+
+void msg_batch_items_free(msg_batch_item_t *items, size_t n) {
+  for (size_t i = 0; items && i < n; i++) msg_req_free(&items[i].req);
+  free(items);
 }
