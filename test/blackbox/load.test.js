@@ -313,7 +313,7 @@ for (const peer of PEERS) {
   });
 }
 
-/* ---- the k6 mirrors (tests/k6/auth.js, tests/k6/gateway-ws.js) ---- */
+/* ---- the k6 mirrors (tests/k6/auth.js, gateway-ws.js, media-upload.js) ---- */
 
 test('auth: 4 VUs x 10 iterations of register, login, refresh, logout; thresholds hold', async () => {
   const r = await runLoad(['auth', '--url', `http://127.0.0.1:${fx.port}`, '--vus', '4', '--iterations', '40',
@@ -366,6 +366,58 @@ test('ws: 10 VUs x 3 iterations: join, connect, 5 sends, 5 acks each', async () 
   assert.equal(j.thresholds.ws_connecting_p95_ms.ok, true);
   assert.match(r.html, /<th>checks_rate<\/th><td>1.000<\/td>/);
   assert.equal(r.code, 0, r.stderr);
+});
+
+/* Committed media objects under the server's data directory (docs/media.md:
+ * media/objects/<id[0:2]>/<id>). */
+function mediaObjects(dataDir) {
+  const root = path.join(dataDir, 'media', 'objects');
+  if (!fs.existsSync(root)) return 0;
+  return fs.readdirSync(root).reduce((n, d) => n + fs.readdirSync(path.join(root, d)).length, 0);
+}
+
+test('media: 4 VUs x 6 iterations: every 1x1 PNG upload answered 201 image/png and stored', async () => {
+  const before = mediaObjects(fx.srv.dataDir);
+  const r = await runLoad(['media', '--url', `http://127.0.0.1:${fx.port}`, '--vus', '4', '--iterations', '24'], 90000,
+    { html: true });
+  assert.ok(!sanitizerReport(r.stderr), r.stderr);
+  assert.ok(r.report, `no report; exit ${r.code}, stderr:\n${r.stderr}`);
+  const j = r.report;
+  assert.equal(j.scenario, 'media');
+  assert.equal(j.vus, 4);
+  assert.equal(j.iterations, 24);
+  assert.equal(j.requests, 24);
+  assert.equal(j.uploads_ok, 24, r.stderr);
+  assert.equal(j.failed_requests, 0, r.stderr);
+  assert.deepEqual(j.status_codes, { 201: 24 }, 'every upload answered 201');
+  assert.equal(j.mime_mismatch, 0);
+  assert.equal(j.vus_without_token, 0);
+  assert.equal(j.png_bytes, 70);
+  assert.equal(j.error_rate, 0);
+  assert.equal(j.http_req_ms.count, 24);
+  assert.ok(j.http_req_ms.p50 > 0 && j.http_req_ms.p50 <= j.http_req_ms.p95 && j.http_req_ms.p95 <= j.http_req_ms.max);
+  assert.deepEqual(j.thresholds.http_req_p95_ms, { limit: 2000, value: j.http_req_ms.p95, ok: true });
+  assert.deepEqual(j.thresholds.error_rate, { limit: 0.05, value: 0, ok: true });
+  assert.equal(mediaObjects(fx.srv.dataDir) - before, 24, 'one stored object per upload');
+  assert.match(r.html, /<h1>storm-load: media<\/h1>/);
+  assert.match(r.html, /<th>uploads_ok<\/th><td>24<\/td>/);
+  assert.match(r.html, /error_rate: \{limit: 0\.050, value: 0\.000, ok: true\}/, 'thresholds in the HTML');
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('media against a server that refuses: no VU logs in, the error-rate threshold fails the run', async () => {
+  /* Nothing listens on port 1. */
+  const r = await runLoad(['media', '--url', 'http://127.0.0.1:1', '--vus', '2', '--iterations', '4']);
+  assert.ok(!sanitizerReport(r.stderr), r.stderr);
+  assert.ok(r.report, r.stderr);
+  assert.equal(r.report.vus_without_token, 2);
+  assert.equal(r.report.requests, 0);
+  assert.equal(r.report.uploads_ok, 0);
+  assert.equal(r.report.failed_requests, r.report.iterations);
+  assert.equal(r.report.thresholds.error_rate.ok, false);
+  assert.equal(r.report.thresholds.http_req_p95_ms.ok, false, 'no upload measured: no p95 to pass');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /thresholds violated/);
 });
 
 /* ---- chat and storm-day (issue 5) ---- */

@@ -189,11 +189,46 @@ static void test_procstat_read(void **state) {
   assert_int_equal(procstat_read(0x7ffffff0, &p), -ENOENT);
 }
 
+static void test_media(void **state) {
+  load_opts_t o = {0};
+  assert_int_equal(PARSE(&o, "media", "--url", "http://127.0.0.1:9", "--vus", "30", "--iterations", "300"), 0);
+  assert_string_equal(o.scenario, "media");
+  assert_int_equal(o.vus, 30);
+  assert_int_equal(o.iterations, 300);
+  assert_true(o.duration == 0);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "media", "--url", "http://127.0.0.1:9", "--vus", "1000", "--duration", "2.5", "--report",
+                         "r.json", "--html", "r.html", "--prefix", "mx_"),
+                   0);
+  assert_int_equal(o.vus, LOAD_MAX_VUS);
+  assert_int_equal(o.iterations, 0);
+  assert_true(o.duration == 2.5);
+  assert_string_equal(o.report, "r.json");
+  assert_string_equal(o.prefix, "mx_");
+#define NO(...) (memset(&o, 0, sizeof o), assert_int_equal(PARSE(&o, __VA_ARGS__), 2))
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "4");                          /* no iterations/duration */
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "4", "--duration", "0");       /* a run of 0 s */
+  NO("media", "--url", "http://127.0.0.1:9", "--iterations", "4");                   /* no vus */
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1001", "--iterations", "1");
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "0", "--iterations", "1");
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "0");
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1000001");
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1", "--duration", "3601");
+  NO("media", "--url", "http://10.0.0.1:9", "--vus", "1", "--iterations", "1");      /* not loopback */
+  NO("media", "--vus", "1", "--iterations", "1");                                    /* no url */
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1", "--think-ms", "0"); /* auth only */
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1", "--procs", "2");
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1", "--rate", "1");
+  NO("media", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1", "--peer");
+  NO("medi", "--url", "http://127.0.0.1:9", "--vus", "1", "--iterations", "1");      /* no such scenario */
+#undef NO
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rooms_ramp),    cmocka_unit_test(test_defaults_and_caps),
       cmocka_unit_test(test_refusals),      cmocka_unit_test(test_pids_bound),
-      cmocka_unit_test(test_chat_and_day),
+      cmocka_unit_test(test_chat_and_day),    cmocka_unit_test(test_media),
       cmocka_unit_test(test_procstat_parse), cmocka_unit_test(test_procstat_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,7 @@ static void esc(buf_t *b, const char *s) {
   }
 }
 
+/* Recursive for objects: reports nest a few levels at most. */
 static void value(buf_t *b, json_t *v) {
   if (json_is_integer(v)) buf_printf(b, "%lld", (long long)json_integer_value(v));
   else if (json_is_real(v)) buf_printf(b, "%.3f", json_real_value(v));
@@ -34,6 +35,19 @@ static void value(buf_t *b, json_t *v) {
   else if (json_is_true(v)) buf_append_str(b, "true");
   else if (json_is_false(v)) buf_append_str(b, "false");
   else if (json_is_null(v)) buf_append_str(b, "&ndash;");
+  else if (json_is_object(v)) { /* e.g. a threshold's {limit, value, ok} inside "thresholds" */
+    const char *k;
+    json_t *e;
+    const char *sep = "{";
+    json_object_foreach(v, k, e) {
+      buf_append_str(b, sep);
+      esc(b, k);
+      buf_append_str(b, ": ");
+      value(b, e);
+      sep = ", ";
+    }
+    buf_append_str(b, *sep == '{' ? "{}" : "}");
+  }
 }
 
 static bool is_hist(json_t *v) { return json_is_object(v) && json_object_get(v, "p99") && json_object_get(v, "count"); }

@@ -14,5 +14,6 @@ int main(int argc, char **argv) {
   if (!strcmp(o.scenario, "chat")) return load_run_chat(&o);
   if (!strcmp(o.scenario, "storm-day")) return load_run_day(&o);
   if (!strcmp(o.scenario, "auth")) return load_run_auth(&o);
+  if (!strcmp(o.scenario, "media")) return load_run_media(&o);
   return load_run_ws(&o);
 }

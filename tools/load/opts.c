@@ -9,10 +9,11 @@
 #include <unistd.h>
 
 enum {
-  S_HOLD = 1, S_FANOUT = 2, S_ROOMS = 4, S_AUTH = 8, S_WS = 16, S_CHAT = 32, S_DAY = 64,
+  S_HOLD = 1, S_FANOUT = 2, S_ROOMS = 4, S_AUTH = 8, S_WS = 16, S_CHAT = 32, S_DAY = 64, S_MEDIA = 128,
   S_WSRUN = 7,                     /* the rooms family */
   S_ENGINE = S_WSRUN | S_CHAT | S_DAY, /* every run of the WebSocket engine (ctl.h) */
-  S_ALL = 127
+  S_VU = S_AUTH | S_WS | S_MEDIA,  /* the k6 mirrors: VU threads */
+  S_ALL = 255
 };
 
 void opts_usage(void) {
@@ -24,6 +25,7 @@ void opts_usage(void) {
           "                         [--p99-target-ms 50] [--conn-rate R]\n"
           "       storm-load auth   --url URL --vus N (--iterations K | --duration S) [--think-ms 1000]\n"
           "       storm-load ws     --url URL --vus N (--iterations K | --duration S)\n"
+          "       storm-load media  --url URL --vus N (--iterations K | --duration S)\n"
           "       storm-load chat   --url URL --users U --rate ACTIONS_PER_S_PER_USER --duration S\n"
           "                         [--channels 1x*,U/50x50,U/5x5] [--dms U/2] [--seed 1] [--history-limit 20]\n"
           "                         [--weights send=50,typing=30,history=10,read=10] [--conn-rate R]\n"
@@ -54,7 +56,7 @@ static int bad(const char *a, const char *v) {
 int opts_parse(int argc, char **argv, load_opts_t *o) {
   static const struct { const char *name; int bit; } scen[] = {
       {"hold", S_HOLD}, {"fanout", S_FANOUT}, {"rooms", S_ROOMS}, {"auth", S_AUTH},
-      {"ws", S_WS},     {"chat", S_CHAT},     {"storm-day", S_DAY}};
+      {"ws", S_WS},     {"chat", S_CHAT},     {"storm-day", S_DAY}, {"media", S_MEDIA}};
   int sb = 0;
   for (size_t i = 0; argc >= 2 && i < sizeof scen / sizeof scen[0]; i++)
     if (!strcmp(argv[1], scen[i].name)) {
@@ -154,10 +156,10 @@ int opts_parse(int argc, char **argv, load_opts_t *o) {
     } else if (OPT("--server-pid", S_ENGINE)) {
       ok = !num(v, 1, 4194304, &d) && o->npids < LOAD_MAX_PIDS;
       if (ok) o->server_pids[o->npids++] = (int)d;
-    } else if (OPT("--vus", S_AUTH | S_WS)) {
+    } else if (OPT("--vus", S_VU)) {
       ok = !num(v, 1, LOAD_MAX_VUS, &d);
       o->vus = (unsigned)d;
-    } else if (OPT("--iterations", S_AUTH | S_WS)) {
+    } else if (OPT("--iterations", S_VU)) {
       ok = !num(v, 1, LOAD_MAX_ITERATIONS, &d);
       o->iterations = (unsigned)d;
     } else if (OPT("--think-ms", S_AUTH)) {

@@ -37,7 +37,7 @@ enum load_mode { LOAD_DURABLE, LOAD_BROADCAST };
 enum load_kind { LOAD_KIND_ROOMS, LOAD_KIND_CHAT, LOAD_KIND_DAY };
 
 typedef struct {
-  const char *scenario; /* "hold", "fanout", "rooms", "chat", "storm-day", "auth", "ws" */
+  const char *scenario; /* "hold", "fanout", "rooms", "chat", "storm-day", "auth", "ws", "media" */
   target_t target;
   unsigned conns;      /* hold: connections; fanout: members (the sender is one more) */
   unsigned rooms;      /* rooms: R */
@@ -53,7 +53,7 @@ typedef struct {
   unsigned procs;      /* worker processes (1: one worker, no source-address binding) */
   int server_pids[LOAD_MAX_PIDS];
   unsigned npids;
-  unsigned vus, iterations; /* auth, ws: VUs, iterations shared by all VUs (k6's meaning) */
+  unsigned vus, iterations; /* auth, ws, media: VUs, iterations shared by all VUs (k6's meaning) */
   unsigned think_ms;   /* auth: pause after each iteration (k6's sleep(1)) */
   const char *token;   /* hold: use this token instead of registering */
   /* chat */
@@ -93,5 +93,6 @@ int load_run_chat(const load_opts_t *o);
 int load_run_day(const load_opts_t *o);
 int load_run_auth(const load_opts_t *o);
 int load_run_ws(const load_opts_t *o);
+int load_run_media(const load_opts_t *o);
 
 #endif

@@ -63,6 +63,12 @@ static int write_all(int fd, const char *p, size_t n) {
 
 int target_http(const target_t *t, const char *method, const char *path, const char *token,
                 const char *json_body, int *status, buf_t *body) {
+  return target_request(t, method, path, token, json_body ? "application/json" : NULL, json_body,
+                        json_body ? strlen(json_body) : 0, status, body);
+}
+
+int target_request(const target_t *t, const char *method, const char *path, const char *token, const char *ctype,
+                   const void *req_body, size_t blen, int *status, buf_t *body) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   struct timeval tv = {10, 0};
@@ -74,12 +80,11 @@ int target_http(const target_t *t, const char *method, const char *path, const c
     rc = -errno;
     goto out;
   }
-  size_t blen = json_body ? strlen(json_body) : 0;
   buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, path, t->host);
   if (token) buf_printf(&req, "Authorization: Bearer %s\r\n", token);
-  if (json_body) buf_printf(&req, "Content-Type: application/json\r\n");
+  if (ctype) buf_printf(&req, "Content-Type: %s\r\n", ctype);
   buf_printf(&req, "Content-Length: %zu\r\n\r\n", blen);
-  if (json_body) buf_append(&req, json_body, blen);
+  if (blen) buf_append(&req, req_body, blen);
   if (req.oom) { rc = -ENOMEM; goto out; }
   if ((rc = write_all(fd, req.data, req.len)) < 0) goto out;
   for (;;) {
@@ -99,7 +104,7 @@ int target_http(const target_t *t, const char *method, const char *path, const c
   if (!hdr_end || sscanf(resp.data, "HTTP/1.%*d %d", &code) != 1) { rc = -EPROTO; goto out; }
   *status = code;
   buf_reset(body);
-  /* Bodies of the setup routes are small JSON with Content-Length (no chunking). */
+  /* Answers here are small JSON with Content-Length (no chunking). */
   buf_append(body, hdr_end + 4, resp.len - (size_t)(hdr_end + 4 - resp.data));
   rc = body->oom ? -ENOMEM : 0;
 out:

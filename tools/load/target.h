@@ -11,6 +11,10 @@
  *   traffic. It returns 0 with *status and the body in `body` (caller owns
  *   it), or -errno (connect/IO failures, -ETIMEDOUT after 10 s, -EPROTO for
  *   an unparsable response).
+ * - target_request is the same with any body: `len` bytes of `body` (may
+ *   hold NUL bytes) sent with Content-Type `ctype` (none when NULL). The
+ *   media scenario's measured uploads use it: one connection per request
+ *   keeps every upload alike (connect time included in what is measured).
  */
 #ifndef STORM_LOAD_TARGET_H
 #define STORM_LOAD_TARGET_H
@@ -27,5 +31,7 @@ typedef struct {
 int target_parse(const char *url, target_t *t, const char **err);
 int target_http(const target_t *t, const char *method, const char *path, const char *token,
                 const char *json_body, int *status, buf_t *body);
+int target_request(const target_t *t, const char *method, const char *path, const char *token, const char *ctype,
+                   const void *body, size_t len, int *status, buf_t *out);
 
 #endif
