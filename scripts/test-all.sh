@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every STORM test suite, in order: unit tests, black-box tests with two
-# independent WebSocket clients (Node ws, Python websockets), the same again
-# under ASan+UBSan, then bounded fuzzing. Starts NATS, PostgreSQL and Redis first. Prints one closing line
+# independent WebSocket clients (Node ws, Python websockets), the users and
+# messaging suites against a local cluster, the same again under ASan+UBSan,
+# then bounded fuzzing. Starts NATS, PostgreSQL and Redis first. Prints one closing line
 # "suites: N passed, N failed" and exits non-zero if any suite failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -38,6 +39,12 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 suite build make -j2 all unit-build
 suite unit make -s unit
 suite blackbox blackbox build/storm
+# The users and messaging suites again, each server a whole local cluster
+# (scripts/cluster.sh: 3 NATS nodes, PostgreSQL, Redis, 3 gateways, 2
+# replicas per service); cluster_faults.test.js already ran above.
+suite cluster-blackbox env STORM_TEST_TOPOLOGY=cluster STORM_BIN=build/storm node --test \
+  test/blackbox/auth.test.js test/blackbox/messaging.test.js test/blackbox/messaging_badinput.test.js \
+  test/blackbox/messaging_durability.test.js test/blackbox/broadcast.test.js test/blackbox/ws.test.js
 suite k6-syntax scripts/check-k6.sh
 suite asan-build make -j2 BUILD=asan all unit-build
 suite asan-unit make -s BUILD=asan unit
