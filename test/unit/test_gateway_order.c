@@ -16,6 +16,9 @@
 
 #include "services/gateway/gateway_order.h"
 
+/* The sweep takes the hold time as an argument: these tests use their own. */
+#define TEST_HOLD_MS 500
+
 /* ---- a recording sink ---- */
 
 enum { LOG_MAX = 1024 };
@@ -193,10 +196,10 @@ static void test_gap_timeout_flush(void **state) {
   gw_order_join(&o, 5);
   assert_int_equal(push(&set, &o, &k, 9, 1000), GW_ORDER_HELD);
   assert_int_equal(push(&set, &o, &k, 7, 1200), GW_ORDER_HELD);
-  gw_order_sweep(&set, 1499, GW_ORDER_HOLD_MS, due_flush, &c);
+  gw_order_sweep(&set, 1499, TEST_HOLD_MS, due_flush, &c);
   assert_int_equal(c.calls, 0);
   assert_int_equal(k.n, 0);
-  gw_order_sweep(&set, 1500, GW_ORDER_HOLD_MS, due_flush, &c);
+  gw_order_sweep(&set, 1500, TEST_HOLD_MS, due_flush, &c);
   assert_int_equal(c.calls, 1);
   expect_seqs(&k, (int64_t[]){7, 9}, 2);
   /* Reported once for the whole flush: first range 6..6, 2 missing (6, 8). */
@@ -215,7 +218,7 @@ static void test_gap_timeout_flush(void **state) {
   assert_int_equal(push(&set, &o, &k, 10, 1600), GW_ORDER_DELIVERED);
   expect_seqs(&k, (int64_t[]){7, 9, 10}, 3);
   /* Nothing held: a sweep does nothing. */
-  gw_order_sweep(&set, 99999, GW_ORDER_HOLD_MS, due_flush, &c);
+  gw_order_sweep(&set, 99999, TEST_HOLD_MS, due_flush, &c);
   assert_int_equal(c.calls, 1);
   /* Flushing an order that holds nothing does nothing. */
   gw_order_flush(&set, &o, GW_ORDER_GAP_TIMEOUT, &cb, &k);
@@ -239,11 +242,11 @@ static void test_timeout_follows_oldest_held(void **state) {
   assert_int_equal(push(&set, &o, &k, 6, t0 + 450), GW_ORDER_DELIVERED);
   expect_seqs(&k, (int64_t[]){6, 7}, 2);
   /* 9 and 10 are left, the oldest held at t0 + 400. */
-  gw_order_sweep(&set, t0 + 600, GW_ORDER_HOLD_MS, due_flush, &c);
+  gw_order_sweep(&set, t0 + 600, TEST_HOLD_MS, due_flush, &c);
   assert_int_equal(c.calls, 0);
-  gw_order_sweep(&set, t0 + 899, GW_ORDER_HOLD_MS, due_flush, &c);
+  gw_order_sweep(&set, t0 + 899, TEST_HOLD_MS, due_flush, &c);
   assert_int_equal(c.calls, 0);
-  gw_order_sweep(&set, t0 + 900, GW_ORDER_HOLD_MS, due_flush, &c);
+  gw_order_sweep(&set, t0 + 900, TEST_HOLD_MS, due_flush, &c);
   assert_int_equal(c.calls, 1);
   expect_seqs(&k, (int64_t[]){6, 7, 9, 10}, 4);
   assert_int_equal(k.gap_from, 8);
@@ -372,7 +375,7 @@ static void test_clear_from_deliver(void **state) {
   k.clear_me = &p;
   k.clear_at = 5;
   sweep_ctx_t c = {&set, &k, 0};
-  gw_order_sweep(&set, GW_ORDER_HOLD_MS, GW_ORDER_HOLD_MS, due_flush, &c);
+  gw_order_sweep(&set, TEST_HOLD_MS, TEST_HOLD_MS, due_flush, &c);
   assert_int_equal(c.calls, 1);
   expect_seqs(&k, (int64_t[]){1, 2, 3, 3, 5}, 5);
   assert_int_equal(set.holding, 0);
@@ -408,7 +411,7 @@ static void test_sweep_with_teardown(void **state) {
    * sweep) and o[3] (not due): o[1] is then never flushed (or its flush
    * finds nothing), o[0] and o[2] are. */
   sweep_kill_t c = {&set, &k, {&o[1], &o[3]}, 0};
-  gw_order_sweep(&set, 500, GW_ORDER_HOLD_MS, due_and_kill, &c);
+  gw_order_sweep(&set, 500, TEST_HOLD_MS, due_and_kill, &c);
   assert_true(c.calls >= 2 && c.calls <= 3);
   assert_int_equal(k.n, 2);
   assert_int_equal(o[1].last, 0);

@@ -57,9 +57,11 @@
  * pin (256 frames), well above what replicas reorder in practice. */
 #define GW_ORDER_HOLD_MAX 256
 /* How long a held event waits for its gap to fill: replicas publish right
- * after their commit, so a real reordering fills in milliseconds; a gap
- * still open after this is a lost publish, not a slow one. */
-#define GW_ORDER_HOLD_MS 500
+ * after their commit, so a reordering usually fills in milliseconds; but a
+ * replica starved of CPU (a loaded 2-core host running the whole cluster
+ * dropped gaps at 500 ms) can take much longer, and giving up costs the
+ * client a history fetch. A gap still open after this is a lost publish. */
+#define GW_ORDER_HOLD_MS 2000
 /* Period of the sweep timer while something is held: a gap is given up
  * between HOLD_MS and HOLD_MS + TICK_MS after it was first held. */
 #define GW_ORDER_TICK_MS 100
