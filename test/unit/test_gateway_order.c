@@ -262,7 +262,7 @@ static void test_bound_reached(void **state) {
   gw_order_join(&o, 0);
   /* 1 is missing; 2 .. HOLD_MAX + 1 are held, in a scrambled order. */
   for (int64_t i = 0; i < GW_ORDER_HOLD_MAX; i++) {
-    int64_t s = 2 + (i * 97) % GW_ORDER_HOLD_MAX; /* 97 is prime to 256: a permutation */
+    int64_t s = 2 + (i * 97) % GW_ORDER_HOLD_MAX; /* 97 is prime to the bound (a power of two): a permutation */
     assert_int_equal(push(&set, &o, &k, s, 0), GW_ORDER_HELD);
   }
   assert_int_equal(k.n, 0);

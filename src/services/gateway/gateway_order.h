@@ -54,8 +54,9 @@
 #include "net/chunk.h"
 
 /* Events held per channel at most: a bound on memory a lost message can
- * pin (256 frames), well above what replicas reorder in practice. */
-#define GW_ORDER_HOLD_MAX 256
+ * pin (1,024 shared frames), above what two replicas committing batches of
+ * 100 can reorder. */
+#define GW_ORDER_HOLD_MAX 1024
 /* How long a held event waits for its gap to fill: replicas publish right
  * after their commit, so a reordering usually fills in milliseconds; but a
  * replica starved of CPU (a loaded 2-core host running the whole cluster
