@@ -21,7 +21,7 @@
 
 /* ---- a recording sink ---- */
 
-enum { LOG_MAX = 1024 };
+enum { LOG_MAX = GW_ORDER_HOLD_MAX + 64 };
 
 typedef struct {
   int64_t seq[LOG_MAX];
