@@ -257,6 +257,7 @@ static int start_gateway(app_t *app) {
       .auth_burst = app->cfg.auth_burst,
       .trusted_proxies = app->cfg.trusted_proxies,
       .resume_limit = (uint32_t)app->cfg.resume_limit,
+      .presence_max_members = app->cfg.presence_max_members,
       .ws_send_rate = app->cfg.ws_send_rate,
       .ws_send_burst = app->cfg.ws_send_burst,
       .redis = app->redis,

@@ -131,6 +131,10 @@ static const config_setting_t settings[] = {
             "comma list of proxy IPs whose X-Forwarded-For is believed for the client IP"),
     ROW_INT("resume-limit", "STORM_RESUME_LIMIT", resume_limit, "1000", 1, 100000,
             "messages a WebSocket resume replays per channel; beyond -> resume_truncated"),
+    ROW_INT("presence-max-members", "STORM_PRESENCE_MAX_MEMBERS", presence_max_members, "1000", 0,
+            1000000,
+            "presence events are delivered in a channel only while at most this many of its members "
+            "are connected to the gateway (0: never)"),
     ROW_INT("ws-send-rate", "STORM_WS_SEND_RATE", ws_send_rate, "10", 1, 1000000,
             "WebSocket requests per second per connection (token bucket refill)"),
     ROW_INT("ws-send-burst", "STORM_WS_SEND_BURST", ws_send_burst, "20", 1, 1000000,

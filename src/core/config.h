@@ -85,6 +85,7 @@ typedef struct storm_config {
   int auth_burst;               /* --auth-burst, 20 */
   char trusted_proxies[1024];   /* --trusted-proxies, "" */
   int resume_limit;             /* --resume-limit, 1000 messages per channel */
+  int presence_max_members;     /* --presence-max-members, 1000 */
   int ws_send_rate;             /* --ws-send-rate, 10 ops per second per connection */
   int ws_send_burst;            /* --ws-send-burst, 20 */
   uint64_t media_max_image;     /* --media-max-image, 10m */

@@ -493,6 +493,7 @@ static void test_help_lists_everything(void **state) {
       {"--auth-burst N", "STORM_AUTH_BURST"},
       {"--trusted-proxies STR", "STORM_TRUSTED_PROXIES"},
       {"--resume-limit N", "STORM_RESUME_LIMIT"},
+      {"--presence-max-members N", "STORM_PRESENCE_MAX_MEMBERS"},
       {"--ws-send-rate N", "STORM_WS_SEND_RATE"},
       {"--ws-send-burst N", "STORM_WS_SEND_BURST"},
       {"--media-max-image SIZE", "STORM_MEDIA_MAX_IMAGE"},

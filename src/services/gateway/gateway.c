@@ -26,6 +26,7 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
   g->keys = o->keys;
   g->trusted_proxies = o->trusted_proxies ? o->trusted_proxies : "";
   g->resume_limit = o->resume_limit ? o->resume_limit : GW_DEFAULT_RESUME_LIMIT;
+  g->presence_max_members = o->presence_max_members;
   g->send_rate = (float)(o->ws_send_rate > 0 ? o->ws_send_rate : GW_DEFAULT_SEND_RATE);
   g->send_burst = (float)(o->ws_send_burst >= 1 ? o->ws_send_burst : GW_DEFAULT_SEND_BURST);
   g->serial_sends = strcmp(bus_kind(g->bus), "local") != 0;

@@ -31,6 +31,10 @@ typedef struct {
   const char *trusted_proxies;  /* comma list of proxy IPs; must outlive the gateway */
   /* WebSocket session limits (docs/protocol.md); 0 = the default in brackets. */
   uint32_t resume_limit;        /* messages replayed per channel by resume [1000] */
+  /* Presence is fanned out in a channel only while it has at most this many
+   * members connected here: each online/offline goes to every member, so a
+   * channel of N members joining costs N² frames (10,000 members: 10^8). */
+  int presence_max_members;
   double ws_send_rate;          /* per-connection token bucket, ops per second [10] */
   double ws_send_burst;         /* its size [20] */
   uint32_t max_channels;        /* channels delivered per connection [1000] */

@@ -107,6 +107,12 @@ static void on_chan_event(bus_t *bus, const bus_msg_t *msg, void *arg) {
   gw_topic_t *t = arg;
   gateway_t *g = t->ctx;
   if (msg->len == 0) return;
+  /* Large channels get no presence (gateway.h): gateways publish it in this
+   * exact form, so a prefix check is enough. */
+  static const char presence[] = "{\"op\":\"presence\"";
+  if (t->n > (uint32_t)g->presence_max_members && msg->len >= sizeof presence - 1 &&
+      memcmp(msg->data, presence, sizeof presence - 1) == 0)
+    return;
   net_chunk_t *f = ws_frame_new(WS_OP_TEXT, msg->data, msg->len);
   if (!f) {
     log_warn("gateway", "out of memory framing an event of channel %lld", (long long)t->id);

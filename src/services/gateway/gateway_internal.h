@@ -62,6 +62,7 @@ struct gateway {
   bool order_tick_open, order_stopped;
   metrics_series_t *m_order[4]; /* dropped, held, gaps, skipped (gateway_fanout.c) */
   uint32_t resume_limit;   /* messages replayed per channel by resume */
+  int presence_max_members; /* larger channels (members here) get no presence */
   float send_rate, send_burst; /* per-connection token bucket */
   /* One `send` request in flight per connection, the next ones queued
    * until its ack: over NATS, replicas of the messages service would
