@@ -1,7 +1,7 @@
 /*
- * messages_store_bench.c — durable appends per second through the SQLite
- * messages store (group commit), with N concurrent producers, and the
- * append-to-callback latency (p50/p99) they see.
+ * messages_store_bench.c — durable appends per second through the messages
+ * store (group commit), SQLite or PostgreSQL, with N concurrent producers,
+ * and the append-to-callback latency (p50/p99) they see.
  *
  * A producer is a client waiting for its ack: it has one append in flight
  * and sends the next one from the callback (closed loop), all on the real
@@ -16,10 +16,16 @@
  *   cc -std=c17 -O2 -D_GNU_SOURCE -Isrc bench/messages_store_bench.c \
  *      src/store/sqlite/[a-z]*.c src/core/[a-z]*.c \
  *      $(pkg-config --cflags --libs libuv sqlite3 jansson libsodium libcrypto) -lpthread -lm \
- *      -o build/messages_store_bench && build/messages_store_bench [dir] [seconds] [N...]
+ *      -o build/messages_store_bench && build/messages_store_bench [dir|postgresql://...] [seconds] [N...]
  * (or link build/release/libstorm.a instead of the sources). dir (default
  * build/bench-msgs, on the repository's disk: /tmp may be tmpfs, where
  * fsync is free) is created and emptied for every run.
+ *
+ * PostgreSQL: give a postgresql:// URL instead of dir (link libstorm.a and
+ * add libpq). Each run starts from an empty schema (the bench DROPs and
+ * re-creates schema public: use a throwaway database); commits are
+ * synchronous (synchronous_commit=on), so an ack means PostgreSQL's WAL
+ * flush, as in the service. The fdatasync line is then skipped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +42,9 @@
 #include "store/sqlite/messages_sqlite.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/users_sqlite.h"
+#include "store/pg/messages_pg.h"
+#include "store/pg/pg_db.h"
+#include "store/pg/users_pg.h"
 #include "store/users_store.h"
 
 #define NCHAN 8
@@ -128,20 +137,38 @@ static double fsync_us(const char *dir) {
   return (double)t[N / 2] / 1e3;
 }
 
+static bool is_pg(const char *where) { return strncmp(where, "postgres", 8) == 0; }
+
 static int run_one(const char *dir, int nprod, double seconds, uint64_t *lat) {
-  fresh_dir(dir);
   uv_loop_t loop;
   uv_loop_init(&loop);
-  sqlite_db_t *db;
+  sqlite_db_t *db = NULL;
+  pg_db_t *pg = NULL;
   char err[256];
-  if (sqlite_db_open(dir, &db, err, sizeof err) != 0) {
-    fprintf(stderr, "open: %s\n", err);
-    return -1;
-  }
   users_store_t *us;
   messages_store_t *s;
-  messages_sqlite_opts_t o = {.loop = &loop, .node_id = 1};
-  if (users_sqlite_open(db, &us) != 0 || messages_sqlite_open(db, &o, &s) != 0) return -1;
+  if (is_pg(dir)) {
+    if (pg_db_open(dir, 0, &pg, err, sizeof err) != 0) {
+      fprintf(stderr, "open: %s\n", err);
+      return -1;
+    }
+    pg_conn_t *c = pg_db_acquire(pg);
+    if (!c || pg_cmd(c, "DROP SCHEMA public CASCADE", "reset") < 0 ||
+        pg_cmd(c, "CREATE SCHEMA public", "reset") < 0)
+      return -1;
+    pg_db_release(pg, c);
+    users_pg_opts_t uo = {.migrate_on_open = true};
+    messages_pg_opts_t mo = {.loop = &loop, .migrate_on_open = true};
+    if (users_pg_open(pg, &uo, &us) != 0 || messages_pg_open(pg, &mo, &s) != 0) return -1;
+  } else {
+    fresh_dir(dir);
+    if (sqlite_db_open(dir, &db, err, sizeof err) != 0) {
+      fprintf(stderr, "open: %s\n", err);
+      return -1;
+    }
+    messages_sqlite_opts_t o = {.loop = &loop, .node_id = 1};
+    if (users_sqlite_open(db, &us) != 0 || messages_sqlite_open(db, &o, &s) != 0) return -1;
+  }
   user_rec_t u;
   if (us->ops->user_create(us, "bench", "Bench", "h", 1, &u) != 0) return -1;
   int64_t ch[NCHAN];
@@ -183,8 +210,9 @@ static int run_one(const char *dir, int nprod, double seconds, uint64_t *lat) {
 
   s->ops->close(s);
   us->ops->close(us);
-  sqlite_db_close(db);
   uv_run(&loop, UV_RUN_DEFAULT);
+  sqlite_db_close(db);
+  if (pg) pg_db_close(pg);
   uv_loop_close(&loop);
   free(p);
   return 0;
@@ -203,13 +231,17 @@ int main(int argc, char **argv) {
   log_set_level(LOG_LEVEL_WARN);
   uint64_t *lat = malloc(MAX_SAMPLES * sizeof *lat);
   if (!lat) return 1;
-  fresh_dir(dir);
-  printf("dir %s, fdatasync of a 4 KiB append: median %.0f us\n", dir, fsync_us(dir));
+  if (is_pg(dir)) {
+    printf("PostgreSQL (synchronous_commit=on)\n");
+  } else {
+    fresh_dir(dir);
+    printf("dir %s, fdatasync of a 4 KiB append: median %.0f us\n", dir, fsync_us(dir));
+  }
   printf("%6s %12s %10s %10s %10s %9s %7s\n", "N", "appends/s", "p50 ms", "p99 ms",
          "avg batch", "max batch", "errors");
   for (int i = 0; i < nn; i++)
     if (run_one(dir, ns[i], seconds, lat) != 0) return 1;
   free(lat);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (!is_pg(dir)) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   return 0;
 }
