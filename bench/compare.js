@@ -61,7 +61,10 @@ function startServer(kind) {
     proc.stdout.on('data', look);
     proc.stderr.on('data', look);
     proc.once('exit', (c) => reject(new Error(`${kind} exited (${c}) before listening: ${acc.slice(-500)}`)));
-    setTimeout(() => reject(new Error(`${kind} did not start: ${acc.slice(-500)}`)), 10000);
+    setTimeout(() => {
+      proc.kill('SIGKILL'); /* never leave a server behind */
+      reject(new Error(`${kind} did not start: ${acc.slice(-500)}`));
+    }, 10000);
   });
 }
 
