@@ -12,7 +12,7 @@ APT_PKGS=(
   nats-server postgresql redis-server                    # distributed-mode servers (tests, cluster script)
   libcmocka-dev                                          # C unit tests
   python3 python3-websockets                             # black-box test client
-  wrk nginx-light curl procps                            # benchmark and tooling
+  wrk nginx-light curl procps iproute2                   # benchmark and tooling (ss: which gateway holds a test socket)
 )
 
 missing=()
