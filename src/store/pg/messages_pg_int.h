@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "store/msg_idgen.h"
 #include "store/pg/messages_pg.h"
 
 typedef struct mpg_job mpg_job_t;
@@ -64,8 +65,7 @@ typedef struct {
   size_t chan_cap;
   size_t *touched;
   buf_t a[8];     /* array literals of the batch statements */
-  int64_t id_ms;  /* generator: ms since MSG_ID_EPOCH_MS of the last id */
-  int64_t id_ctr; /* and its counter */
+  msg_idgen_t idgen; /* message ids */
 
   atomic_uint_fast64_t n_batches, n_appended, n_duplicates, n_failed, n_max_batch;
 } mpg_t;

@@ -183,34 +183,6 @@ static void on_async(uv_async_t *h) {
 
 static void free_handle(uv_handle_t *h) { free(h); }
 
-/* ---- ids ---- */
-
-/* The generator (layout in messages_store.h): monotonic whatever the
- * clock does; borrows the next millisecond after 4096 ids in one. */
-static int64_t next_id(mpg_t *m, int64_t now_ms, int64_t *created_at) {
-  int64_t t = now_ms - MSG_ID_EPOCH_MS;
-  if (t > m->id_ms) {
-    m->id_ms = t;
-    m->id_ctr = 0;
-  } else if (++m->id_ctr > 0xFFF) {
-    m->id_ms++;
-    m->id_ctr = 0;
-  }
-  *created_at = m->id_ms + MSG_ID_EPOCH_MS;
-  return m->id_ms << 22 | (int64_t)atomic_load(&m->node_id) << 12 | m->id_ctr;
-}
-
-/* An id above floor (the channel's newest, perhaps from a process whose
- * clock runs ahead): ids grow with seq within a channel. */
-static int64_t next_id_above(mpg_t *m, int64_t now_ms, int64_t floor, int64_t *created_at) {
-  int64_t id = next_id(m, now_ms, created_at);
-  if (id > floor) return id;
-  m->id_ms = (floor >> 22) + 1;
-  m->id_ctr = 0;
-  *created_at = m->id_ms + MSG_ID_EPOCH_MS;
-  return m->id_ms << 22 | (int64_t)atomic_load(&m->node_id) << 12;
-}
-
 /* ---- the node-id lease (writer connection) ---- */
 
 static void lease_params_tail(mpg_t *m, pg_params_t *p) {
@@ -263,9 +235,9 @@ static int lease(mpg_t *m) {
   m->leased = true;
   /* Above every stored id, whatever our clock says (a node id taken over
    * from a dead process, a clock set back across a restart). */
-  if (max_id > 0 && (max_id >> 22) >= m->id_ms) {
-    m->id_ms = max_id >> 22;
-    m->id_ctr = 0xFFF; /* the next id borrows the following millisecond */
+  if (max_id > 0 && (max_id >> 22) >= m->idgen.ms) {
+    m->idgen.ms = max_id >> 22;
+    m->idgen.ctr = 0xFFF; /* the next id borrows the following millisecond */
   }
   log_info("store", "messages: leased node id %lld for %u ms", (long long)node, m->lease_ttl_ms);
   return 0;
@@ -492,7 +464,7 @@ static int insert_new(mpg_t *m, size_t n, size_t *nfresh) {
       }
     }
     int64_t created_at;
-    int64_t id = next_id_above(m, now, c->last_id, &created_at);
+    int64_t id = msg_idgen_above(&m->idgen, atomic_load(&m->node_id), now, c->last_id, &created_at);
     c->last_seq++;
     c->last_id = id;
     c->changed = true;
@@ -673,7 +645,7 @@ int mpg_writer_open(mpg_t *m, const messages_pg_opts_t *o) {
   m->batch_max = o->batch_max ? o->batch_max : MESSAGES_PG_BATCH_MAX;
   m->queue_max = o->queue_max ? o->queue_max : MESSAGES_PG_QUEUE_MAX;
   m->lease_ttl_ms = o->lease_ttl_ms ? o->lease_ttl_ms : MESSAGES_PG_LEASE_TTL_MS;
-  m->id_ms = -1;
+  m->idgen.ms = -1;
   m->chan_cap = 16;
   while (m->chan_cap < 2 * m->batch_max) m->chan_cap *= 2;
   m->batch = calloc(m->batch_max, sizeof *m->batch);

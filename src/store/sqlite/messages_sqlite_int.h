@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "store/msg_idgen.h"
 #include "store/sqlite/messages_sqlite.h"
 
 /* Statements on the shared connection (messages_sqlite.c prepares them). */
@@ -117,8 +118,7 @@ typedef struct {
   msq_chan_t *chans; /* open addressing, chan_cap slots (power of two) */
   size_t chan_cap;
   size_t *touched;   /* slots of chans used by the batch, batch_max entries */
-  int64_t id_ms;  /* generator: ms since MSG_ID_EPOCH_MS of the last id */
-  int64_t id_ctr; /* and its counter */
+  msg_idgen_t idgen; /* message ids */
 
   atomic_uint_fast64_t n_batches, n_appended, n_duplicates, n_failed, n_max_batch;
 } msq_t;

@@ -143,22 +143,6 @@ static void free_handle(uv_handle_t *h) { free(h); }
 
 /* ---- the writer thread ---- */
 
-/* The id generator (layout in messages_store.h). Monotonic whatever the
- * clock does: it stays on the last millisecond when the clock goes back,
- * and borrows the next one when 4096 ids were given in one. */
-static int64_t next_id(msq_t *m, int64_t now_ms, int64_t *created_at) {
-  int64_t t = now_ms - MSG_ID_EPOCH_MS;
-  if (t > m->id_ms) {
-    m->id_ms = t;
-    m->id_ctr = 0;
-  } else if (++m->id_ctr > 0xFFF) {
-    m->id_ms++;
-    m->id_ctr = 0;
-  }
-  *created_at = m->id_ms + MSG_ID_EPOCH_MS;
-  return m->id_ms << 22 | (int64_t)m->node_id << 12 | m->id_ctr;
-}
-
 static int wrun(sqlite3_stmt *st, int rc) {
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
   msq_idle(st);
@@ -221,7 +205,7 @@ static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
     }
   }
   int64_t created_at;
-  int64_t id = next_id(m, now_ms, &created_at);
+  int64_t id = msg_idgen_next(&m->idgen, m->node_id, now_ms, &created_at);
   int64_t seq = c->last_seq + 1;
   sqlite3_stmt *st = m->wst[WST_INSERT];
   rc = sqlite3_bind_int64(st, 1, id);
@@ -426,8 +410,8 @@ static int open_conn(msq_t *m) {
     log_error("store", "messages writer: reading the newest id: %s", sqlite3_errmsg(m->wconn));
     return -EIO;
   }
-  m->id_ms = max_id > 0 ? max_id >> 22 : -1;
-  m->id_ctr = max_id > 0 ? max_id & 0xFFF : 0;
+  m->idgen.ms = max_id > 0 ? max_id >> 22 : -1;
+  m->idgen.ctr = max_id > 0 ? max_id & 0xFFF : 0;
   return 0;
 }
 
