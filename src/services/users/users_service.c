@@ -4,13 +4,15 @@
  *
  * A request's life: the bus callback (loop) copies the reply subject and
  * parses the payload into a job (users_validate.c); invalid input is
- * answered at once. A valid job goes to uv_queue_work — hashing jobs
- * (register, login) only while fewer than max_concurrent_hashes are on the
- * pool, otherwise into a FIFO of at most max_queued_hashes, beyond which the
- * answer is 503 overloaded. The work callback (pool thread) does every store
- * call and every hash and writes the reply bytes into the job; the
- * after-work callback (loop) sends them, counts metrics, frees the job and
- * moves the next waiting hash job onto the pool.
+ * answered at once. A valid job goes to a pool: hashing jobs (register,
+ * login) to the service's idle pool (core/idle_pool.h: max_concurrent_hashes
+ * threads under SCHED_IDLE), only while fewer than that many are there,
+ * otherwise into a FIFO of at most max_queued_hashes, beyond which the
+ * answer is 503 overloaded; the others (refresh, logout, get: store calls
+ * only) to libuv's pool at normal priority. The work callback (pool
+ * thread) does every store call and every hash and writes the reply bytes
+ * into the job; the after-work callback (loop) sends them, counts metrics,
+ * frees the job and moves the next waiting hash job onto the idle pool.
  *
  * Only the loop touches the service struct, the lists and the metrics; a
  * pool thread touches only its job and the read-only parts of the service
@@ -19,17 +21,15 @@
 #include "services/users/users_service.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "auth/password.h"
+#include "core/idle_pool.h"
 #include "core/log.h"
 #include "services/users/users_internal.h"
 
@@ -56,7 +56,8 @@ static const double hash_buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                       0.25,  0.5,   1,    2.5,   5,    10};
 
 typedef struct users_job {
-  uv_work_t work;
+  uv_work_t work;    /* non-hashing jobs: libuv's pool */
+  idle_work_t iwork; /* hashing jobs: the idle pool */
   users_service_t *svc;
   struct users_job *prev, *next; /* in svc->waiting or svc->running */
   bool hashing;                  /* counts against max_concurrent_hashes */
@@ -86,8 +87,9 @@ struct users_service {
   route_t routes[USERS_OP_COUNT];
   bus_sub_t *subs[USERS_OP_COUNT];
   job_list_t waiting; /* hash jobs not yet on the pool, oldest first */
-  job_list_t running; /* jobs handed to uv_queue_work */
+  job_list_t running; /* jobs handed to a pool */
   int hashing;        /* hash jobs among running */
+  idle_pool_t *hash_pool;
   /* Never started: it exists so that stop can finish through uv_close's
    * callback, i.e. from the loop and never inside users_service_stop. */
   uv_idle_t done_handle;
@@ -132,32 +134,6 @@ static void list_remove(job_list_t *l, users_job_t *j) {
 }
 
 /* ---- the pool side ---- */
-
-static _Thread_local bool thread_niced;
-
-/* Argon2id keeps a core busy for tens of milliseconds per hash. The hashing
- * threads run under SCHED_IDLE (and nice 10, in case SCHED_IDLE is refused):
- * they get a CPU only when nothing else wants it, so a burst of logins slows
- * logins, not every socket. Measured (bench/login-storm.js, 1,000 WebSocket
- * clients, 50 logins/s): nice 10 alone left the ping p99 at ~8x the quiet
- * one, SCHED_IDLE ~5x on a shared 2-core machine. Linux applies both per
- * thread (a TID, or 0 for the caller), so the loop keeps its priority. An
- * unprivileged thread cannot undo either, so a pool thread that once hashed
- * stays low for all later pool work (store calls, libuv's fs requests):
- * those are short, and the loop never waits on the pool. */
-static void lower_thread_priority_once(void) {
-  if (thread_niced) return;
-  thread_niced = true;
-  pid_t tid = gettid();
-  errno = 0;
-  int cur = getpriority(PRIO_PROCESS, (id_t)tid);
-  if (cur == -1 && errno != 0) return;
-  if (cur < 10 && setpriority(PRIO_PROCESS, (id_t)tid, 10) != 0)
-    log_debug(COMPONENT, "setpriority(10) failed for thread %d: %s", (int)tid, strerror(errno));
-  struct sched_param sp = {0};
-  if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
-    log_debug(COMPONENT, "SCHED_IDLE failed for thread %d: %s", (int)tid, strerror(errno));
-}
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -377,9 +353,9 @@ static void work_get(users_job_t *j) {
   reply_user(j, &u);
 }
 
-static void on_work(uv_work_t *w) {
-  users_job_t *j = container_of(w, users_job_t, work);
-  if (j->hashing) lower_thread_priority_once();
+/* Argon2id keeps a core busy for tens of milliseconds per hash: it runs on
+ * the idle pool, so a burst of logins slows logins, not every socket. */
+static void job_work(users_job_t *j) {
   switch (j->req.op) {
   case USERS_OP_REGISTER: work_register(j); break;
   case USERS_OP_LOGIN: work_login(j); break;
@@ -390,6 +366,10 @@ static void on_work(uv_work_t *w) {
   }
   if (j->err == USERS_OK && j->out.oom) j->err = USERS_E_UNAVAILABLE;
 }
+
+static void on_work(uv_work_t *w) { job_work(container_of(w, users_job_t, work)); }
+
+static void on_idle_work(idle_work_t *w) { job_work(container_of(w, users_job_t, iwork)); }
 
 /* ---- the loop side ---- */
 
@@ -430,11 +410,13 @@ static void job_finish(users_service_t *s, users_job_t *j) {
 }
 
 static void on_after_work(uv_work_t *w, int status);
+static void on_idle_after(idle_work_t *w, int status);
 
 static void submit(users_service_t *s, users_job_t *j) {
-  int rc = uv_queue_work(s->o.loop, &j->work, on_work, on_after_work);
+  int rc = j->hashing ? idle_pool_queue(s->hash_pool, &j->iwork, on_idle_work, on_idle_after)
+                      : uv_queue_work(s->o.loop, &j->work, on_work, on_after_work);
   if (rc < 0) { /* only for invalid arguments: defended all the same */
-    log_error(COMPONENT, "uv_queue_work failed: %s", uv_strerror(rc));
+    log_error(COMPONENT, "queueing a job failed: %s", uv_strerror(rc));
     j->err = USERS_E_UNAVAILABLE;
     job_finish(s, j);
     return;
@@ -458,11 +440,17 @@ static void on_done_closed(uv_handle_t *h) {
   if (s->done) s->done(s->done_arg); /* may free s: touch nothing after */
 }
 
+static void on_hash_pool_closed(void *arg) {
+  users_service_t *s = arg;
+  s->hash_pool = NULL;
+  uv_close((uv_handle_t *)&s->done_handle, on_done_closed);
+}
+
 /* Handles close one after the other (libuv runs close callbacks in no
- * promised order): done runs after both are closed. */
+ * promised order): done runs after the timer, the pool and the handle. */
 static void on_purge_timer_closed(uv_handle_t *h) {
   users_service_t *s = h->data;
-  uv_close((uv_handle_t *)&s->done_handle, on_done_closed);
+  idle_pool_close(s->hash_pool, on_hash_pool_closed, s);
 }
 
 static void maybe_done(users_service_t *s) {
@@ -492,8 +480,7 @@ static void on_purge_timer(uv_timer_t *t) {
   s->purging = uv_queue_work(s->o.loop, &s->purge_work, on_purge_work, on_purge_done) == 0;
 }
 
-static void on_after_work(uv_work_t *w, int status) {
-  users_job_t *j = container_of(w, users_job_t, work);
+static void job_after(users_job_t *j, int status) {
   users_service_t *s = j->svc;
   list_remove(&s->running, j);
   if (status == UV_ECANCELED) j->err = USERS_E_UNAVAILABLE; /* stopped before it ran */
@@ -504,6 +491,14 @@ static void on_after_work(uv_work_t *w, int status) {
   }
   job_finish(s, j);
   maybe_done(s);
+}
+
+static void on_after_work(uv_work_t *w, int status) {
+  job_after(container_of(w, users_job_t, work), status);
+}
+
+static void on_idle_after(idle_work_t *w, int status) {
+  job_after(container_of(w, users_job_t, iwork), status);
 }
 
 static void on_msg(bus_t *bus, const bus_msg_t *msg, void *arg) {
@@ -558,7 +553,7 @@ void users_service_opts_default(users_service_opts_t *o) {
 static bool opts_valid(const users_service_opts_t *o) {
   return o && o->loop && o->bus && o->store && o->store->ops && o->keys &&
          o->access_ttl_s > 0 && o->access_ttl_s <= MAX_TTL_S && o->refresh_ttl_s > 0 &&
-         o->refresh_ttl_s <= MAX_TTL_S && o->max_concurrent_hashes >= 1 &&
+         o->refresh_ttl_s <= MAX_TTL_S && o->max_concurrent_hashes >= 1 && o->max_concurrent_hashes <= 64 &&
          o->max_queued_hashes >= 0;
 }
 
@@ -596,6 +591,14 @@ int users_service_start(const users_service_opts_t *o, users_service_t **out) {
       reg, "storm_users_hash_queue",
       "Password jobs (register, login) waiting for a hashing slot.", 0, NULL));
   metrics_set(s->hash_queue, 0);
+  rc = idle_pool_open(o->loop, o->max_concurrent_hashes, &s->hash_pool);
+  if (rc < 0) {
+    log_error(COMPONENT, "cannot start %d hashing threads: %s", o->max_concurrent_hashes,
+              uv_strerror(rc));
+    sodium_memzero(&s->pw, sizeof s->pw);
+    free(s);
+    return rc;
+  }
 
   for (int i = 0; i < USERS_OP_COUNT; i++) {
     s->routes[i] = (route_t){s, (users_op_t)i};
@@ -603,6 +606,7 @@ int users_service_start(const users_service_opts_t *o, users_service_t **out) {
     if (rc < 0) {
       log_error(COMPONENT, "subscribing to %s failed: %d", subjects[i], rc);
       unsubscribe_all(s);
+      idle_pool_close(s->hash_pool, NULL, NULL); /* frees itself, touches not s */
       sodium_memzero(&s->pw, sizeof s->pw);
       free(s);
       return rc;
@@ -636,7 +640,12 @@ void users_service_stop(users_service_t *s, void (*done)(void *arg), void *arg) 
   metrics_set(s->hash_queue, 0);
   /* Jobs the pool has not started come back with UV_ECANCELED (answered
    * 503); running ones finish and are answered normally. */
-  for (users_job_t *j = s->running.head; j; j = j->next) uv_cancel((uv_req_t *)&j->work);
+  for (users_job_t *j = s->running.head; j; j = j->next) {
+    if (j->hashing)
+      idle_pool_cancel(s->hash_pool, &j->iwork);
+    else
+      uv_cancel((uv_req_t *)&j->work);
+  }
   uv_timer_stop(&s->purge_timer);
   if (s->purging) uv_cancel((uv_req_t *)&s->purge_work);
   maybe_done(s);

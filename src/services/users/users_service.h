@@ -11,11 +11,12 @@
  * Failures reply {"error":{"code","message","status"}}; status is the HTTP
  * status the gateway should answer with.
  *
- * Work that blocks (argon2id hashing, store calls) runs on libuv's thread
- * pool; the loop only parses, dispatches and replies. Hashing is limited to
- * max_concurrent_hashes at a time (so the pool always has threads for quick
- * store calls and the loop keeps a core), further hash jobs wait in a FIFO
- * of at most max_queued_hashes, beyond which the reply is 503 overloaded.
+ * Work that blocks runs off the loop, which only parses, dispatches and
+ * replies: argon2id hashing (register, login) on max_concurrent_hashes
+ * threads of its own at idle priority (core/idle_pool.h), store calls of
+ * the other requests on libuv's thread pool. Further hash jobs wait in a
+ * FIFO of at most max_queued_hashes, beyond which the reply is 503
+ * overloaded.
  */
 #ifndef STORM_SERVICES_USERS_SERVICE_H
 #define STORM_SERVICES_USERS_SERVICE_H
@@ -51,11 +52,10 @@ void users_service_opts_default(users_service_opts_t *o);
 
 /* Checks the options, computes the dummy password hash (one full hash: it
  * blocks the loop once, at start-up) and subscribes to users.* in queue
- * group "users". metrics NULL means metrics_default(). Keep
- * max_concurrent_hashes below libuv's pool size (UV_THREADPOOL_SIZE,
- * default 4) so quick store calls always find a thread. Must be called on
+ * group "users". metrics NULL means metrics_default(). Starts
+ * max_concurrent_hashes (1..64) hashing threads. Must be called on
  * the loop thread, like everything here. Returns 0 and *out, or -EINVAL
- * (missing pointer, ttl <= 0 or above 10 years, max_concurrent_hashes < 1,
+ * (missing pointer, ttl <= 0 or above 10 years, max_concurrent_hashes outside 1..64,
  * max_queued_hashes < 0, argon2id limits outside libsodium's bounds),
  * -ENOMEM, or a bus_subscribe error. */
 int users_service_start(const users_service_opts_t *o, users_service_t **out);
