@@ -48,8 +48,12 @@ UNITSRC  := $(sort $(wildcard test/unit/test_*.c))
 UNITBIN  := $(UNITSRC:test/unit/%.c=$(OUT)/test/%)
 FUZZSRC  := $(sort $(wildcard test/fuzz/fuzz_*.c))
 FUZZBIN  := $(FUZZSRC:test/fuzz/%.c=$(OUT)/fuzz/%)
+# Native benchmark drivers (bench/*.c): built by `make bench-build`, which the
+# test suite's build step runs so they never rot.
+BENCHSRC := $(sort $(wildcard bench/*.c))
+BENCHBIN := $(BENCHSRC:bench/%.c=$(OUT)/bench/%)
 
-.PHONY: all fuzz-build unit-build run test unit check-deps deps fuzz bench clean asan release
+.PHONY: all fuzz-build unit-build bench-build run test unit check-deps deps fuzz bench clean asan release
 all: $(OUT)/storm $(if $(LOADSRC),$(OUT)/storm-load)
 
 $(OUT)/obj/%.o: %.c
@@ -89,6 +93,12 @@ $(OUT)/fuzz/%: test/fuzz/%.c $(OUT)/libstorm.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(OUT)/libstorm.a $(PKG_LIBS) -lm $(LDOPT)
 
 fuzz-build: $(FUZZBIN)
+
+$(OUT)/bench/%: bench/%.c $(OUT)/libstorm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(OUT)/libstorm.a $(PKG_LIBS) -lm $(LDOPT)
+
+bench-build: $(BENCHBIN)
 
 unit-build: $(UNITBIN)
 

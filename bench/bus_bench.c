@@ -4,11 +4,7 @@
  * wildcard subscription that matches nothing, 1M publishes of 64 bytes
  * spread over them, delivered by the real loop. Prints msgs/s.
  *
- * Not built by the Makefile. From the repository root:
- *   make BUILD=release build/release/libstorm.a
- *   cc -std=c17 -O2 -D_GNU_SOURCE -Isrc bench/bus_bench.c build/release/libstorm.a \
- *      $(pkg-config --cflags --libs libuv) -flto=auto -o build/bus_bench && build/bus_bench
- * (or compile src/bus/bus.c and src/bus/bus_local.c directly instead of the .a).
+ *   make BUILD=release bench-build && build/release/bench/bus_bench
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,8 @@
 /* bus_nats_bench — publish/subscribe throughput and request/reply latency of
- * the NATS bus engine over a local nats-server. Not built by `make`:
+ * the NATS bus engine over a local nats-server:
  *
- *   make build/libstorm.a
- *   cc -std=c17 -D_GNU_SOURCE -O2 -Isrc bench/bus_nats_bench.c build/libstorm.a \
- *      $(pkg-config --libs libuv libnats) -o build/bus_nats_bench
- *   nats-server -a 127.0.0.1 -p 4333 &  build/bus_nats_bench nats://127.0.0.1:4333
+ *   make BUILD=release bench-build
+ *   nats-server -a 127.0.0.1 -p 4333 &  build/release/bench/bus_nats_bench nats://127.0.0.1:4333
  *
  * Two buses (two connections) on one loop: one publishes, the other
  * subscribes or answers, so every message crosses the server. */

@@ -12,12 +12,9 @@
  * about batch size / fsync time; the first line measures this disk's
  * fdatasync latency to read the rest against.
  *
- * Not built by the Makefile. From the repository root:
- *   cc -std=c17 -O2 -D_GNU_SOURCE -Isrc bench/messages_store_bench.c \
- *      src/store/sqlite/[a-z]*.c src/core/[a-z]*.c \
- *      $(pkg-config --cflags --libs libuv sqlite3 jansson libsodium libcrypto) -lpthread -lm \
- *      -o build/messages_store_bench && build/messages_store_bench [dir|postgresql://...] [seconds] [N...]
- * (or link build/release/libstorm.a instead of the sources). dir (default
+ * Built by `make BUILD=release bench-build`; from the repository root:
+ *   build/release/bench/messages_store_bench [dir|postgresql://...] [seconds] [N...]
+ * dir (default
  * build/bench-msgs, on the repository's disk: /tmp may be tmpfs, where
  * fsync is free) is created and emptied for every run.
  *

@@ -7,7 +7,8 @@
 #   - Redis,
 #   - 3 gateway processes sharing one port (--reuseport; the kernel spreads
 #     connections over them), each on a different first NATS node,
-#   - 2 replicas of the users service and 2 of the messages service.
+#   - 2 replicas of the users service, 2 of the messages service and 2 of
+#     the notifications service (its store is the Redis above).
 #
 #   scripts/cluster.sh up      start everything; prints the gateway URL
 #   scripts/cluster.sh status  every process: alive? ready?
@@ -72,6 +73,7 @@ up() {
     "gateway1 gateway $gw 0" "gateway2 gateway $gw 1" "gateway3 gateway $gw 2"
     "users1 users - 0" "users2 users - 1"
     "messages1 messages - 1" "messages2 messages - 2"
+    "notifications1 notifications - 0" "notifications2 notifications - 1"
   )
   for spec in "${specs[@]}"; do
     read -r name services port first <<<"$spec"

@@ -36,7 +36,7 @@ fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-suite build make -j2 all unit-build
+suite build make -j2 all unit-build bench-build
 suite unit make -s unit
 suite blackbox blackbox build/storm
 # The users and messaging suites again, each server a whole local cluster
@@ -44,7 +44,8 @@ suite blackbox blackbox build/storm
 # replicas per service); cluster_faults.test.js already ran above.
 suite cluster-blackbox env STORM_TEST_TOPOLOGY=cluster STORM_BIN=build/storm node --test \
   test/blackbox/auth.test.js test/blackbox/messaging.test.js test/blackbox/messaging_badinput.test.js \
-  test/blackbox/messaging_durability.test.js test/blackbox/broadcast.test.js test/blackbox/ws.test.js
+  test/blackbox/messaging_durability.test.js test/blackbox/broadcast.test.js test/blackbox/ws.test.js \
+  test/blackbox/notifications.test.js
 suite k6-syntax scripts/check-k6.sh
 suite asan-build make -j2 BUILD=asan all unit-build
 suite asan-unit make -s BUILD=asan unit

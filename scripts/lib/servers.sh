@@ -72,6 +72,21 @@ start_redis() {
   wait_for 10 redis-cli -p "$port" ping
 }
 
+# start_s3rver DIR PORT ACCESS_KEY SECRET_KEY — the S3-compatible test
+# server (scripts/s3rver.js: npm @20minutes/s3rver, which verifies SigV4),
+# its objects under DIR/s3, pid in DIR/s3rver.pid, log in DIR/s3rver.log.
+start_s3rver() {
+  local d=$1 port=$2 ak=$3 sk=$4
+  local root
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  mkdir -p "$d/s3"
+  S3RVER_ACCESS_KEY=$ak S3RVER_SECRET_KEY=$sk \
+    node "$root/scripts/s3rver.js" --address 127.0.0.1 --port "$port" --directory "$d/s3" \
+    >"$d/s3rver.log" 2>&1 &
+  echo $! >"$d/s3rver.pid"
+  wait_for 15 grep -q "s3rver listening" "$d/s3rver.log"
+}
+
 kill_pidfile() { # FILE
   [ -f "$1" ] && kill "$(cat "$1")" 2>/dev/null || true
 }

@@ -28,9 +28,14 @@
 #include "services/gateway/gateway_media.h"
 #include "services/media/media_service.h"
 #include "services/media/media_storage_local.h"
+#include "services/media/media_storage_s3.h"
 #include "services/messages/messages_service.h"
 #include "services/users/users_service.h"
 #include "store/redis/redis_client.h"
+#include "services/notifications/notifications_service.h"
+#include "store/redis/notifications_redis.h"
+#include "store/sqlite/notifications_sqlite.h"
+#include "store/sqlite/sqlite_db.h"
 
 typedef struct {
   uv_loop_t *loop;
@@ -52,6 +57,9 @@ typedef struct {
   media_service_t *media;
   gateway_media_t *gateway_media;
   bool media_stopped;
+  notif_store_t *notif_store;       /* Redis with --redis, else SQLite in the data dir */
+  notifications_service_t *notifications;
+  bool notifications_stopped;
   uv_signal_t sigterm, sigint;
   uv_timer_t hard_deadline;
   bool stopping;
@@ -72,6 +80,11 @@ static void on_bus_closed(void *arg) {
 
 static void on_services_stopped(void *arg) {
   app_t *app = arg;
+  if (app->notifications && !app->notifications_stopped) { /* before Redis closes below */
+    app->notifications_stopped = true;
+    notifications_service_stop(app->notifications, on_services_stopped, app);
+    return;
+  }
   if (app->media && !app->media_stopped) { /* last service: its pool jobs finish first */
     app->media_stopped = true;
     media_service_stop(app->media, on_services_stopped, app);
@@ -279,6 +292,53 @@ static bool media_store_ready(void *arg) {
   return s->ops->healthy(s);
 }
 
+/* The S3 backend's readiness is re-checked this often off the loop (its
+ * probe thread; every 2 s while red), so /readyz follows a fixed key or
+ * a store that went away. */
+#define MEDIA_S3_PROBE_MS 10000
+
+/* S3 (docs/media.md, "S3 backend"): the key pair has no usable default
+ * outside --dev, as STORM_JWT_SECRET; in --dev an unset pair is MinIO's
+ * own development default. The bucket check runs on the probe thread:
+ * a refused key is logged at once and keeps /readyz red, it does not
+ * stop the process (/healthz stays green). */
+static int open_media_s3(app_t *app, const char *dir) {
+  const storm_config_t *c = &app->cfg;
+  const char *access = c->minio_access_key, *secret = c->minio_secret_key;
+  if (!c->minio_endpoint[0]) {
+    log_error("main", "invalid --minio-endpoint / MINIO_ENDPOINT: required with --media-backend s3");
+    return 1;
+  }
+  if (!access[0] || !secret[0]) {
+    if (!c->dev) {
+      log_error("main", "invalid %s: required for the S3 media backend unless --dev is given",
+                !access[0] ? "--minio-access-key / MINIO_ACCESS_KEY" : "--minio-secret-key / MINIO_SECRET_KEY");
+      return 1;
+    }
+    log_warn("main", "--dev: S3 key pair unset, using MinIO's development default (minioadmin)");
+    if (!access[0]) access = "minioadmin";
+    if (!secret[0]) secret = "minioadmin";
+  }
+  media_s3_opts_t o = {
+      .s3 = {.endpoint = c->minio_endpoint, .use_ssl = c->minio_use_ssl, .region = c->minio_region,
+             .access_key = access, .secret_key = secret, .bucket = c->minio_bucket},
+      .dir = dir,
+      .part_size = c->minio_part_size,
+      .probe_interval_ms = MEDIA_S3_PROBE_MS,
+  };
+  char err[256];
+  int rc = media_storage_s3_open(app->loop, &o, &app->media_storage, err, sizeof err);
+  if (rc < 0) {
+    log_error("main", "cannot open S3 media storage (--minio-* / MINIO_*): %s",
+              err[0] ? err : uv_strerror(rc));
+    return 1;
+  }
+  log_info("main", "media storage: S3 bucket %s at %s (temporary files in %s/tmp)", c->minio_bucket,
+           c->minio_endpoint, dir);
+  health_add(app->health, "media_storage", media_storage_s3_ready, app->media_storage);
+  return 0;
+}
+
 static int open_media_storage(app_t *app) {
   if (app->media_storage) return 0;
   char dir[sizeof app->cfg.data_dir + 8];
@@ -287,6 +347,10 @@ static int open_media_storage(app_t *app) {
   uv_fs_t req;
   uv_fs_mkdir(NULL, &req, app->cfg.data_dir, 0700, NULL);
   uv_fs_req_cleanup(&req);
+  int backend = app->cfg.media_backend;
+  if (backend == CONFIG_MEDIA_AUTO)
+    backend = app->cfg.minio_endpoint[0] ? CONFIG_MEDIA_S3 : CONFIG_MEDIA_LOCAL;
+  if (backend == CONFIG_MEDIA_S3) return open_media_s3(app, dir);
   int rc = media_storage_local_open(app->loop, dir, &app->media_storage);
   if (rc < 0) log_error("main", "cannot open media storage in %s: %s", dir, uv_strerror(rc));
   return rc < 0;
@@ -320,6 +384,47 @@ static int start_gateway_media(app_t *app) {
   int rc = gateway_media_start(app->gateway, &o, &app->gateway_media);
   if (rc < 0) {
     log_error("main", "media routes failed to start: %s", uv_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
+
+/* Notifications (docs/notifications.md): Redis when --redis / REDIS_ADDR is
+ * set (replicas share it; readyz follows the connection), else SQLite in
+ * the data directory (one process only: a warning says so when the rest
+ * is distributed). */
+static bool notif_store_ready(void *arg) {
+  notif_store_t *s = arg;
+  return s->ops->ready(s);
+}
+
+static int start_notifications_service(app_t *app) {
+  int rc;
+  if (app->redis) {
+    notif_redis_opts_t ro = {.redis = app->redis};
+    rc = notif_redis_open(&ro, &app->notif_store);
+  } else {
+    if (app->cfg.bus_url[0] || app->cfg.db_url[0])
+      log_warn("main", "notifications in SQLite under %s: give --redis so that replicas share them",
+               app->cfg.data_dir);
+    char err[512];
+    if (!app->db.sqlite && sqlite_db_open(app->cfg.data_dir, &app->db.sqlite, err, sizeof err) < 0) {
+      log_error("main", "cannot open the database in %s: %s", app->cfg.data_dir, err);
+      return 1;
+    }
+    notif_sqlite_opts_t so = {.loop = app->loop, .db = app->db.sqlite};
+    rc = notif_sqlite_open(&so, &app->notif_store);
+  }
+  if (rc < 0) {
+    log_error("main", "cannot open the notifications store: %s", uv_strerror(rc));
+    return 1;
+  }
+  health_add(app->health, "notifications_store", notif_store_ready, app->notif_store);
+  notifications_service_opts_t no = {
+      .loop = app->loop, .bus = app->bus, .store = app->notif_store, .metrics = app->metrics};
+  rc = notifications_service_start(&no, &app->notifications);
+  if (rc < 0) {
+    log_error("main", "notifications service failed to start: %s", uv_strerror(rc));
     return 1;
   }
   return 0;
@@ -371,6 +476,8 @@ int cmd_serve(int argc, char **argv) {
   if (config_service_enabled(&app.cfg, "users") && start_users_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "messages") && start_messages_service(&app)) return 1;
   if (config_service_enabled(&app.cfg, "media") && start_media_service(&app)) return 1;
+  if (config_service_enabled(&app.cfg, "notifications") && start_notifications_service(&app))
+    return 1;
   cmd_db_watch(&app.db, app.loop, app.health);
   if (start_http(&app)) return 1;
   if (config_service_enabled(&app.cfg, "gateway") && start_gateway(&app)) return 1;
@@ -382,6 +489,8 @@ int cmd_serve(int argc, char **argv) {
   gateway_media_free(app.gateway_media);
   gateway_free(app.gateway);
   media_service_free(app.media);
+  notifications_service_free(app.notifications);
+  if (app.notif_store) app.notif_store->ops->close(app.notif_store);
   if (app.media_store) app.media_store->ops->close(app.media_store);
   if (app.media_storage) app.media_storage->ops->close(app.media_storage);
   net_server_free(app.server);

@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "core/log.h"
+#include "store/pg/media_pg.h"
 #include "store/pg/messages_pg.h"
 #include "store/pg/pg_db.h"
 #include "store/pg/users_pg.h"
@@ -60,12 +61,8 @@ int cmd_messages_store_open(cmd_db_t *db, uv_loop_t *loop, messages_store_t **ou
 }
 
 int cmd_media_store_open(cmd_db_t *db, media_store_t **out) {
-  if (use_pg(db)) {
-    log_error("main", "the media service keeps its metadata in SQLite only for now: run it "
-                      "without --db (or leave it out of --services)");
-    return -1;
-  }
   if (open_db(db)) return -1;
+  if (use_pg(db)) return opened(media_pg_open(db->pg, NULL, out), "media");
   return opened(media_sqlite_open(db->sqlite, out), "media");
 }
 

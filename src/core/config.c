@@ -46,6 +46,8 @@ _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 
 #define GIB (1024 * MIB)
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+/* Indexed by CONFIG_MEDIA_*. */
+static const char *const media_backends[] = {"auto", "local", "s3", NULL};
 static const char *const service_names[] = {"all",   "gateway", "users", "messages",
                                             "media", "notifications", NULL};
 
@@ -82,6 +84,17 @@ static const config_setting_t settings[] = {
             "S3/MinIO secret key"),
     ROW_STR("minio-bucket", "MINIO_BUCKET", minio_bucket, "storm-media", 1, false,
             "S3/MinIO bucket for media"),
+    ROW_STR("minio-region", "MINIO_REGION", minio_region, "us-east-1", 1, false,
+            "S3 region the requests are signed for (MinIO accepts us-east-1)"),
+    ROW_BOOL("minio-use-ssl", "MINIO_USE_SSL", minio_use_ssl, "false",
+             "talk to S3/MinIO over TLS (certificates are always verified); an https:// "
+             "endpoint implies it"),
+    ROW_SIZE("minio-part-size", "MINIO_PART_SIZE", minio_part_size, "8m", 64 * KIB, 5 * GIB,
+             "multipart upload part size; AWS S3 needs at least 5m (smaller only for test "
+             "servers)"),
+    ROW_ENUM("media-backend", "STORM_MEDIA_BACKEND", media_backend, "auto", media_backends,
+             "where media bytes live: local (the data directory), s3, or auto (s3 when "
+             "--minio-endpoint is set)"),
     ROW_ENUM("log-level", "STORM_LOG_LEVEL", log_level, "info", log_levels,
              "least severe level written to the log"),
     ROW_DUR("header-timeout", "STORM_HEADER_TIMEOUT", header_timeout_ms, "10s", 1, T_DAY,

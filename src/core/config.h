@@ -61,6 +61,10 @@ typedef struct storm_config {
   char minio_access_key[256];   /* --minio-access-key, MINIO_ACCESS_KEY (secret) */
   char minio_secret_key[256];   /* --minio-secret-key, MINIO_SECRET_KEY (secret) */
   char minio_bucket[256];       /* --minio-bucket, MINIO_BUCKET, "storm-media" */
+  char minio_region[64];        /* --minio-region, MINIO_REGION, "us-east-1" */
+  bool minio_use_ssl;           /* --minio-use-ssl, MINIO_USE_SSL, false */
+  uint64_t minio_part_size;     /* --minio-part-size, MINIO_PART_SIZE, 8m */
+  int media_backend;            /* --media-backend, STORM_MEDIA_BACKEND: CONFIG_MEDIA_* */
   int log_level;                /* --log-level, STORM_LOG_LEVEL, LOG_LEVEL_INFO */
   uint64_t header_timeout_ms;   /* --header-timeout, 10s: whole request head */
   uint64_t idle_timeout_ms;     /* --idle-timeout, 60s: keep-alive idle */
@@ -91,6 +95,9 @@ typedef struct storm_config {
   uint64_t media_max_image;     /* --media-max-image, 10m */
   uint64_t media_max_video;     /* --media-max-video, 100m */
 } storm_config_t;
+
+/* --media-backend: auto = s3 when --minio-endpoint is set, else local. */
+enum { CONFIG_MEDIA_AUTO = 0, CONFIG_MEDIA_LOCAL = 1, CONFIG_MEDIA_S3 = 2 };
 
 typedef enum {
   CONFIG_STRING,

@@ -105,6 +105,8 @@
 #define MSG_BODY_MAX 16000        /* bytes: 4,000 characters (the service counts them) */
 #define MSG_ATTACHMENTS_MAX 16384 /* bytes of opaque JSON text */
 #define MSG_NONCE_MAX 64          /* bytes, any values */
+#define MSG_ATTACH_KEYS_MAX 16    /* media keys indexed per message (msg_append_t.keys) */
+#define MSG_ATTACH_KEY_MAX 200    /* bytes of one media key */
 #define MSG_PAGE_MAX 100          /* messages per page */
 #define MSG_LIST_MAX 500          /* channels or members per list call */
 
@@ -185,6 +187,15 @@ typedef struct {
   str_t body;        /* ≤ MSG_BODY_MAX bytes, no NUL */
   str_t attachments; /* ≤ MSG_ATTACHMENTS_MAX bytes, no NUL */
   str_t nonce;       /* 1..MSG_NONCE_MAX bytes */
+  /* Media keys the message carries, indexed (media_key, channel_id,
+   * message_id) in the transaction that stores the message, for
+   * attachment_visible. The store does not read them out of attachments
+   * (opaque to it): the service passes the keys it checked. At most
+   * MSG_ATTACH_KEYS_MAX of 1..MSG_ATTACH_KEY_MAX bytes without NUL (and
+   * valid UTF-8); a repeated key is indexed once. NULL/0: none. Not
+   * indexed for a duplicate (the original's keys stand). */
+  const str_t *keys;
+  size_t nkeys;
 } msg_append_t;
 
 typedef struct {
@@ -280,6 +291,14 @@ typedef struct {
    * expected_author as for message_edit. */
   int (*message_delete)(messages_store_t *s, int64_t channel_id, int64_t id,
                         int64_t expected_author, int64_t now_ms, msg_rec_t **out);
+
+  /* ---- attachments ---- */
+  /* 1 when some message that is not deleted, in a channel (or DM) user_id
+   * is a member of, was appended with key among its keys; 0 otherwise
+   * (also for a key nobody attached). -EINVAL: key not 1..
+   * MSG_ATTACH_KEY_MAX bytes / NUL / not UTF-8, user_id <= 0. Leaving the
+   * channel, deleting the message or the channel withdraws it. */
+  int (*attachment_visible)(messages_store_t *s, const char *key, int64_t user_id);
 
   void (*stats)(messages_store_t *s, msg_store_stats_t *out);
   /* false after an -EIO until an operation succeeds again. */

@@ -42,7 +42,7 @@ class ClusterServer {
   get stderr() {
     let all = '';
     for (const f of fs.existsSync(this.dir) ? fs.readdirSync(this.dir) : []) {
-      if (/^(gateway|users|messages)\d\.log$/.test(f)) all += fs.readFileSync(path.join(this.dir, f), 'utf8');
+      if (/^(gateway|users|messages|notifications|media)\d\.log$/.test(f)) all += fs.readFileSync(path.join(this.dir, f), 'utf8');
     }
     return all;
   }

@@ -1211,6 +1211,119 @@ static void t_message_delete(void **state) {
   assert_int_equal(OPS(s)->message_delete(s, ch + 999, a.ack.id, alice, 1, &r), -ENOENT);
 }
 
+/* ---- attachments ---- */
+
+/* Appends with media keys and waits: the callback's status. */
+static ack_t app_keys(env_t *e, int64_t ch, int64_t author, const char *nonce, const str_t *keys,
+                      size_t nkeys) {
+  ack_t a = {0};
+  int target = atomic_load(&g_done) + 1;
+  msg_append_t m = mkmsg(ch, author, "look", nonce);
+  m.attachments = str_from("[\"k\"]");
+  m.keys = keys;
+  m.nkeys = nkeys;
+  assert_int_equal(OPS(e->s)->append(e->s, &m, on_ack, &a), 0);
+  run_until(&e->loop, target);
+  assert_int_equal(a.calls, 1);
+  return a;
+}
+
+#define VIS(key, user) OPS(s)->attachment_visible(s, key, user)
+
+static void t_attachments_visible(void **state) {
+  env_t *e = ENV(state);
+  messages_store_t *s = e->s;
+  int64_t alice = suite_mkuser("alice"), bob = suite_mkuser("bob"), carol = suite_mkuser("carol");
+  int64_t ch = mkchan(e, "general", alice, false);
+  assert_int_equal(OPS(s)->member_add(s, ch, bob, 1, NULL), 0);
+  /* a repeated key is indexed once (no unique-key failure) */
+  const str_t k12[] = {str_from("k1"), str_from("k2"), str_from("k1")};
+  ack_t a1 = app_keys(e, ch, alice, NULL, k12, 3);
+  assert_int_equal(a1.status, 0);
+  const str_t k2[] = {str_from("k2")};
+  ack_t a2 = app_keys(e, ch, bob, NULL, k2, 1);
+  assert_int_equal(a2.status, 0);
+  assert_int_equal(VIS("k1", alice), 1);
+  assert_int_equal(VIS("k1", bob), 1); /* members see what others attached */
+  assert_int_equal(VIS("k2", bob), 1);
+  assert_int_equal(VIS("k1", carol), 0); /* not a member */
+  assert_int_equal(VIS("k3", alice), 0); /* attached nowhere */
+  /* a DM: its two members only */
+  channel_rec_t dm;
+  assert_int_equal(OPS(s)->dm_get_or_create(s, alice, carol, 1, &dm, NULL), 0);
+  const str_t k3[] = {str_from("k3")};
+  assert_int_equal(app_keys(e, dm.id, alice, NULL, k3, 1).status, 0);
+  assert_int_equal(VIS("k3", carol), 1);
+  assert_int_equal(VIS("k3", bob), 0);
+  /* a nonce retry stores nothing, so indexes nothing */
+  const str_t kx[] = {str_from("kx")}, ky[] = {str_from("ky")};
+  ack_t n1 = app_keys(e, ch, alice, "n", kx, 1);
+  ack_t n2 = app_keys(e, ch, alice, "n", ky, 1);
+  assert_true(n2.ack.duplicate);
+  assert_int_equal(n2.ack.id, n1.ack.id);
+  assert_int_equal(VIS("kx", bob), 1);
+  assert_int_equal(VIS("ky", bob), 0);
+  assert_int_equal(VIS("ky", alice), 0);
+  /* no channel: nothing stored, nothing indexed */
+  const str_t kz[] = {str_from("kz")};
+  assert_int_equal(app_keys(e, ch + 999, alice, NULL, kz, 1).status, -ENOENT);
+  assert_int_equal(VIS("kz", alice), 0);
+  /* leaving withdraws */
+  assert_int_equal(OPS(s)->member_remove(s, ch, bob), 0);
+  assert_int_equal(VIS("k1", bob), 0);
+  assert_int_equal(VIS("k2", bob), 0);
+  /* deleting a message withdraws its keys, not another message's */
+  assert_int_equal(OPS(s)->message_delete(s, ch, a1.ack.id, MSG_ANY_AUTHOR, 5, NULL), 0);
+  assert_int_equal(VIS("k1", alice), 0);
+  assert_int_equal(VIS("k2", alice), 1); /* still carried by bob's message */
+  /* deleting the channel withdraws everything in it */
+  assert_int_equal(OPS(s)->channel_delete(s, dm.id), 0);
+  assert_int_equal(VIS("k3", carol), 0);
+  assert_int_equal(VIS("k3", alice), 0);
+  assert_true(OPS(s)->healthy(s));
+}
+
+static void t_attachments_invalid(void **state) {
+  env_t *e = ENV(state);
+  messages_store_t *s = e->s;
+  int64_t alice = suite_mkuser("alice");
+  int64_t ch = mkchan(e, "general", alice, false);
+  char big[MSG_ATTACH_KEY_MAX + 2];
+  memset(big, 'k', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  assert_int_equal(VIS(big, alice), -EINVAL); /* one byte over */
+  assert_int_equal(VIS("", alice), -EINVAL);
+  assert_int_equal(VIS(NULL, alice), -EINVAL);
+  assert_int_equal(VIS("k", 0), -EINVAL);
+  assert_int_equal(VIS("\xff", alice), -EINVAL); /* not UTF-8 */
+  ack_t a = {0};
+  msg_append_t m = mkmsg(ch, alice, "x", NULL);
+  str_t keys[MSG_ATTACH_KEYS_MAX + 1];
+  for (size_t i = 0; i <= MSG_ATTACH_KEYS_MAX; i++) keys[i] = str_from("k");
+  m.keys = keys;
+  m.nkeys = MSG_ATTACH_KEYS_MAX + 1;
+  assert_int_equal(OPS(s)->append(s, &m, on_ack, &a), -EINVAL);
+  m.nkeys = 1;
+  keys[0] = (str_t){"a\0b", 3};
+  assert_int_equal(OPS(s)->append(s, &m, on_ack, &a), -EINVAL);
+  keys[0] = (str_t){"", 0};
+  assert_int_equal(OPS(s)->append(s, &m, on_ack, &a), -EINVAL);
+  keys[0] = (str_t){big, MSG_ATTACH_KEY_MAX + 1};
+  assert_int_equal(OPS(s)->append(s, &m, on_ack, &a), -EINVAL);
+  keys[0] = (str_t){"\xc3", 1};
+  assert_int_equal(OPS(s)->append(s, &m, on_ack, &a), -EINVAL);
+  m.keys = NULL;
+  assert_int_equal(OPS(s)->append(s, &m, on_ack, &a), -EINVAL);
+  assert_int_equal(a.calls, 0);
+  /* exactly the limits pass */
+  big[MSG_ATTACH_KEY_MAX] = '\0';
+  for (size_t i = 0; i < MSG_ATTACH_KEYS_MAX; i++) keys[i] = str_from(i ? "k" : big);
+  assert_int_equal(app_keys(e, ch, alice, NULL, keys, MSG_ATTACH_KEYS_MAX).status, 0);
+  assert_int_equal(VIS(big, alice), 1);
+}
+
+#undef VIS
+
 /* ---- close ---- */
 
 typedef struct {
@@ -1316,7 +1429,9 @@ static void t_append_during_close(void **state) {
       SUITE_TEST(t_append_order_and_batching), SUITE_TEST(t_append_idempotent),                   \
       SUITE_TEST(t_append_missing_channel), SUITE_TEST(t_append_threads),                         \
       SUITE_TEST(t_writes_during_appends), SUITE_TEST(t_messages_page),                           \
-      SUITE_TEST(t_message_get_edit), SUITE_TEST(t_message_delete), SUITE_TEST(t_close_drains),   \
+      SUITE_TEST(t_message_get_edit), SUITE_TEST(t_message_delete),                               \
+      SUITE_TEST(t_attachments_visible), SUITE_TEST(t_attachments_invalid),                       \
+      SUITE_TEST(t_close_drains),                                                                 \
       SUITE_TEST(t_close_from_callback), SUITE_TEST(t_append_during_close)
 
 static void messages_store_suite_use(messages_store_t *(*make)(uv_loop_t *, unsigned),

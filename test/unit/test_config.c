@@ -18,7 +18,7 @@
 
 /* ---- an injectable environment ---- */
 
-static const char *env_kv[32][2];
+static const char *env_kv[64][2];
 static int env_n;
 
 static void env_clear(void) { env_n = 0; }
@@ -92,6 +92,10 @@ static void test_defaults(void **state) {
   assert_string_equal(cfg.minio_access_key, "");
   assert_string_equal(cfg.minio_secret_key, "");
   assert_string_equal(cfg.minio_bucket, "storm-media");
+  assert_string_equal(cfg.minio_region, "us-east-1");
+  assert_false(cfg.minio_use_ssl);
+  assert_int_equal(cfg.minio_part_size, 8 * 1024 * 1024);
+  assert_int_equal(cfg.media_backend, CONFIG_MEDIA_AUTO);
   assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
   assert_int_equal(cfg.header_timeout_ms, 10000);
   assert_int_equal(cfg.idle_timeout_ms, 60000);
@@ -150,6 +154,10 @@ static void test_every_env_var_is_read(void **state) {
   env_set("MINIO_ACCESS_KEY", "ak");
   env_set("MINIO_SECRET_KEY", "sk");
   env_set("MINIO_BUCKET", "b");
+  env_set("MINIO_REGION", "eu-west-3");
+  env_set("MINIO_USE_SSL", "yes");
+  env_set("MINIO_PART_SIZE", "5m");
+  env_set("STORM_MEDIA_BACKEND", "s3");
   env_set("STORM_LOG_LEVEL", "debug");
   env_set("STORM_HEADER_TIMEOUT", "1s");
   env_set("STORM_IDLE_TIMEOUT", "2s");
@@ -178,6 +186,10 @@ static void test_every_env_var_is_read(void **state) {
   assert_string_equal(cfg.minio_access_key, "ak");
   assert_string_equal(cfg.minio_secret_key, "sk");
   assert_string_equal(cfg.minio_bucket, "b");
+  assert_string_equal(cfg.minio_region, "eu-west-3");
+  assert_true(cfg.minio_use_ssl);
+  assert_int_equal(cfg.minio_part_size, 5 * 1024 * 1024);
+  assert_int_equal(cfg.media_backend, CONFIG_MEDIA_S3);
   assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
   assert_int_equal(cfg.header_timeout_ms, 1000);
   assert_int_equal(cfg.idle_timeout_ms, 2000);
@@ -469,6 +481,10 @@ static void test_help_lists_everything(void **state) {
       {"--minio-access-key STR", "MINIO_ACCESS_KEY"},
       {"--minio-secret-key STR", "MINIO_SECRET_KEY"},
       {"--minio-bucket STR", "MINIO_BUCKET"},
+      {"--minio-region STR", "MINIO_REGION"},
+      {"--minio-use-ssl[=BOOL]", "MINIO_USE_SSL"},
+      {"--minio-part-size SIZE", "MINIO_PART_SIZE"},
+      {"--media-backend auto|local|s3", "STORM_MEDIA_BACKEND"},
       {"--log-level debug|info|warn|error", "STORM_LOG_LEVEL"},
       {"--header-timeout DURATION", "STORM_HEADER_TIMEOUT"},
       {"--idle-timeout DURATION", "STORM_IDLE_TIMEOUT"},

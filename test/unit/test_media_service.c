@@ -23,6 +23,7 @@
 #include "services/media/media_service.h"
 #include "services/media/media_storage_local.h"
 #include "store/sqlite/media_sqlite.h"
+#include "media_store_suite.h"
 
 typedef struct {
   uv_loop_t loop;
@@ -34,7 +35,30 @@ typedef struct {
   media_service_t *svc;
   metrics_registry_t *metrics[2]; /* one per service started */
   int nmetrics;
+  /* the fake messages service: messages.attachment.check */
+  bus_sub_t *check_sub;
+  int check_mode; /* CHECK_* */
+  int check_calls;
 } fx_t;
+
+enum { CHECK_NO, CHECK_YES, CHECK_ERROR, CHECK_SILENT, CHECK_GARBAGE };
+
+static void on_check(bus_t *bus, const bus_msg_t *m, void *arg) {
+  fx_t *f = arg;
+  f->check_calls++;
+  json_t *req = json_loadb(m->data, m->len, 0, NULL);
+  assert_true(json_integer_value(json_object_get(req, "userId")) > 0);
+  assert_non_null(json_string_value(json_object_get(req, "key")));
+  json_decref(req);
+  static const char *const answers[] = {
+      [CHECK_NO] = "{\"visible\":false}",
+      [CHECK_YES] = "{\"visible\":true}",
+      [CHECK_ERROR] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"x\",\"status\":503}}",
+      [CHECK_GARBAGE] = "{\"visible\":1}",
+  };
+  if (f->check_mode == CHECK_SILENT) return;
+  bus_respond(bus, m, answers[f->check_mode], strlen(answers[f->check_mode]));
+}
 
 static void start_service(fx_t *f, uint64_t max_image) {
   media_service_opts_t o;
@@ -45,6 +69,7 @@ static void start_service(fx_t *f, uint64_t max_image) {
   o.storage = f->storage;
   o.metrics = f->metrics[f->nmetrics++] = metrics_registry_new();
   if (max_image) o.max_image = max_image;
+  o.check_timeout_ms = 300;
   assert_int_equal(media_service_start(&o, &f->svc), 0);
 }
 
@@ -60,6 +85,8 @@ static int setup(void **state) {
   snprintf(mdir, sizeof mdir, "%s/media", f->dir);
   assert_int_equal(media_storage_local_open(&f->loop, mdir, &f->storage), 0);
   start_service(f, 0);
+  assert_int_equal(bus_subscribe(f->bus, "messages.attachment.check", "messages", on_check, f,
+                                 &f->check_sub), 0);
   *state = f;
   return 0;
 }
@@ -315,36 +342,49 @@ static void test_record_and_get_validation(void **state) {
   json_decref(r);
 }
 
-static void test_store_errors(void **state) {
-  fx_t *f = *state;
-  media_store_t *s = f->store;
-  media_rec_t r = {.owner_id = 1, .size = 1};
-  strcpy(r.mime, "image/png");
-  memset(r.key, 'k', MEDIA_REC_KEY_MAX);
-  assert_int_equal(s->ops->insert(s, &r), 0); /* exactly the limit */
-  assert_int_equal(s->ops->insert(s, &r), -EEXIST);
-  media_rec_t got;
-  assert_int_equal(s->ops->get(s, r.key, &got), 0);
-  assert_string_equal(got.key, r.key);
-  assert_int_equal(s->ops->remove(s, r.key, 2), -ENOENT); /* not the owner's */
-  assert_int_equal(s->ops->remove(s, r.key, 1), 0);
-  assert_int_equal(s->ops->get(s, r.key, &got), -ENOENT);
-  char long_key[MEDIA_REC_KEY_MAX + 2];
-  memset(long_key, 'k', MEDIA_REC_KEY_MAX + 1);
-  long_key[MEDIA_REC_KEY_MAX + 1] = '\0';
-  assert_int_equal(s->ops->get(s, long_key, &got), -EINVAL);
-  assert_int_equal(s->ops->remove(s, long_key, 1), -EINVAL);
-  assert_int_equal(s->ops->get(s, "", &got), -EINVAL);
-  strcpy(r.key, "k");
-  r.size = -1;
-  assert_int_equal(s->ops->insert(s, &r), -EINVAL);
-  r.size = 1;
-  r.mime[0] = '\0';
-  assert_int_equal(s->ops->insert(s, &r), -EINVAL);
-  assert_int_equal(s->ops->insert(s, NULL), -EINVAL);
-  assert_true(s->ops->healthy(s));
+/* ---- the SQLite media store: the shared suite ---- */
+
+static struct {
+  char dir[128];
+  sqlite_db_t *db;
+} sq;
+
+static media_store_t *sqlite_make(void) {
+  snprintf(sq.dir, sizeof sq.dir, "/tmp/storm-media-store-XXXXXX");
+  if (!mkdtemp(sq.dir)) return NULL;
+  char err[256];
+  if (sqlite_db_open(sq.dir, &sq.db, err, sizeof err) != 0) return NULL;
+  media_store_t *s = NULL;
+  return media_sqlite_open(sq.db, &s) == 0 ? s : NULL;
+}
+
+static void sqlite_destroy(media_store_t *s) {
+  s->ops->close(s);
+  sqlite_db_close(sq.db);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", sq.dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+/* What is SQLite's own: the open arguments, a statement that fails. */
+static void test_store_sqlite_errors(void **state) {
   media_store_t *bad;
   assert_int_equal(media_sqlite_open(NULL, &bad), -EINVAL);
+  media_store_t *s = sqlite_make();
+  assert_non_null(s);
+  assert_int_equal(media_sqlite_open(sq.db, NULL), -EINVAL);
+  /* the table gone behind the store's back: -EIO, unhealthy */
+  char *msg = NULL;
+  sqlite_db_lock(sq.db);
+  int rc = sqlite3_exec(sqlite_db_handle(sq.db), "DROP TABLE media", NULL, NULL, &msg);
+  sqlite_db_unlock(sq.db);
+  sqlite3_free(msg);
+  if (rc == SQLITE_OK) { /* a prepared statement may hold the schema: then nothing to test */
+    media_rec_t r;
+    assert_int_equal(s->ops->get(s, "k", &r), -EIO);
+    assert_false(s->ops->healthy(s));
+  }
+  sqlite_destroy(s);
 }
 
 static void test_policy_and_start_errors(void **state) {
@@ -355,27 +395,124 @@ static void test_policy_and_start_errors(void **state) {
   assert_int_equal(media_kind_limit(&o, MEDIA_KIND_VIDEO), 100 << 20);
   assert_int_equal(media_kind_limit(&o, MEDIA_KIND_NONE), 0);
   media_rec_t r = {.owner_id = 5};
-  assert_true(media_can_read(&r, 5));
-  assert_false(media_can_read(&r, 6));
+  assert_int_equal(media_read_decision(&r, 5, false), MEDIA_READ_OWNER);
+  assert_int_equal(media_read_decision(&r, 5, true), MEDIA_READ_OWNER);
+  assert_int_equal(media_read_decision(&r, 6, false), MEDIA_READ_ASK);
+  assert_int_equal(media_read_decision(&r, 6, true), MEDIA_READ_DENIED);
   media_service_t *s;
   assert_int_equal(media_service_start(&o, &s), -EINVAL); /* no loop, bus, ... */
   o.loop = &f->loop;
   o.bus = f->bus;
   o.store = f->store;
   o.storage = f->storage;
+  o.check_timeout_ms = 0;
+  assert_int_equal(media_service_start(&o, &s), -EINVAL);
+  o.check_timeout_ms = 100;
   o.max_video = 0;
   assert_int_equal(media_service_start(&o, &s), -EINVAL);
   assert_int_equal(media_service_start(NULL, &s), -EINVAL);
 }
 
+/* Issue 7: a reader who is not the uploader may read what the messages
+ * service says is attached where they are a member; ownerOnly (the
+ * messages service's own question on send) never asks. */
+static void test_attachment_read(void **state) {
+  fx_t *f = *state;
+  char *data = b64(GIF, sizeof GIF);
+  json_t *r = call(f, "media.upload.requested",
+                   json_pack("{s:i, s:s, s:s}", "userId", 7, "filename", "a.gif", "data", data));
+  free(data);
+  char k[MEDIA_KEY_MAX + 1];
+  snprintf(k, sizeof k, "%s", json_string_value(json_object_get(r, "key")));
+  json_decref(r);
+#define GET(user, extra) call(f, "media.get", json_pack("{s:i, s:s" extra "}", "userId", user, "key", k))
+  /* the owner: no question */
+  f->check_calls = 0;
+  r = GET(7, "");
+  assert_string_equal(json_string_value(json_object_get(r, "key")), k);
+  json_decref(r);
+  r = call(f, "media.get", json_pack("{s:i, s:s, s:b}", "userId", 7, "key", k, "ownerOnly", 1));
+  assert_string_equal(json_string_value(json_object_get(r, "key")), k);
+  json_decref(r);
+  assert_int_equal(f->check_calls, 0);
+  /* another user: as the messages service says */
+  f->check_mode = CHECK_YES;
+  r = GET(8, "");
+  assert_string_equal(json_string_value(json_object_get(r, "sha256")) ? "ok" : "", "ok");
+  assert_int_equal(json_integer_value(json_object_get(r, "size")), sizeof GIF);
+  json_decref(r);
+  assert_int_equal(f->check_calls, 1);
+  f->check_mode = CHECK_NO;
+  expect_error(GET(8, ""), 404, "media_not_found", NULL);
+  /* ownerOnly: never asked, 404 even when visible */
+  f->check_mode = CHECK_YES;
+  f->check_calls = 0;
+  expect_error(call(f, "media.get", json_pack("{s:i, s:s, s:b}", "userId", 8, "key", k, "ownerOnly", 1)),
+               404, "media_not_found", NULL);
+  assert_int_equal(f->check_calls, 0);
+  expect_error(call(f, "media.get", json_pack("{s:i, s:s, s:i}", "userId", 8, "key", k, "ownerOnly", 1)),
+               400, "bad_request", "ownerOnly");
+  /* an unknown key is not asked about */
+  char unknown[MEDIA_KEY_MAX + 1];
+  media_key_new("x.gif", 5, unknown);
+  expect_error(call(f, "media.get", json_pack("{s:i, s:s}", "userId", 8, "key", unknown)), 404,
+               "media_not_found", NULL);
+  assert_int_equal(f->check_calls, 0);
+  /* no answer to be had: 503, never a guess */
+  f->check_mode = CHECK_ERROR;
+  expect_error(GET(8, ""), 503, "unavailable", "messages service");
+  f->check_mode = CHECK_GARBAGE;
+  expect_error(GET(8, ""), 503, "unavailable", "messages service");
+  f->check_mode = CHECK_SILENT; /* the timeout (300 ms) */
+  expect_error(GET(8, ""), 503, "unavailable", "messages service");
+  bus_unsubscribe(f->check_sub);
+  f->check_sub = NULL;
+  expect_error(GET(8, ""), 503, "unavailable", "messages service");
+  r = GET(7, ""); /* the owner still reads */
+  assert_null(json_object_get(r, "error"));
+  json_decref(r);
+#undef GET
+}
+
+/* Stop while a read check is in flight: answered 503, the request
+ * cancelled (its late answer goes nowhere). */
+static void test_stop_during_check(void **state) {
+  fx_t *f = *state;
+  char *data = b64(GIF, sizeof GIF);
+  json_t *r = call(f, "media.upload.requested",
+                   json_pack("{s:i, s:s, s:s}", "userId", 7, "filename", "a.gif", "data", data));
+  free(data);
+  json_t *p = json_pack("{s:i, s:s}", "userId", 9, "key", json_string_value(json_object_get(r, "key")));
+  char *ps = json_dumps(p, JSON_COMPACT);
+  json_decref(p);
+  json_decref(r);
+  f->check_mode = CHECK_SILENT;
+  f->check_calls = 0;
+  call_t c = {0};
+  assert_int_equal(bus_request(f->bus, "media.get", ps, strlen(ps), 5000, on_reply, &c, NULL), 0);
+  free(ps);
+  while (f->check_calls == 0) uv_run(&f->loop, UV_RUN_ONCE);
+  done_calls = 0;
+  media_service_stop(f->svc, on_stopped, NULL);
+  while (!c.done || !done_calls) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(c.status, 0);
+  expect_error(c.reply, 503, "unavailable", "stopping");
+  media_service_free(f->svc);
+  start_service(f, 0); /* for the teardown */
+}
+
 int main(void) {
+  media_store_suite_use(sqlite_make, sqlite_destroy);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_upload_get_delete_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_upload_refusals, setup, teardown),
       cmocka_unit_test_setup_teardown(test_kind_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_record_and_get_validation, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_store_errors, setup, teardown),
+      MEDIA_STORE_SUITE_TESTS,
+      cmocka_unit_test(test_store_sqlite_errors),
       cmocka_unit_test_setup_teardown(test_policy_and_start_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_attachment_read, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stop_during_check, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,11 @@ typedef struct {
   event_t ev[MAX_EVENTS];
   int nev;
   int stopped;
+  /* the fake media service (media.get with ownerOnly) */
+  bus_sub_t *media_sub;
+  int media_calls;
+  char *held[8]; /* reply subjects of held answers ("hold" keys) */
+  int nheld;
 } fx_t;
 
 static int64_t wall_ms(void) {
@@ -176,6 +181,45 @@ static void on_users_get(bus_t *bus, const bus_msg_t *m, void *arg) {
   bus_respond(bus, m, out, strlen(out));
 }
 
+/* The fake media service: media.get {userId, key, ownerOnly: true} as the
+ * messages service asks it. A key containing "notmine" is not the
+ * author's (404), "broken" fails (503), "hold" is answered (owned) only
+ * by media_release; any other key is the author's. */
+static void on_media_get(bus_t *bus, const bus_msg_t *m, void *arg) {
+  fx_t *f = arg;
+  f->media_calls++;
+  json_t *req = json_loadb(m->data, m->len, 0, NULL);
+  assert_non_null(req);
+  assert_true(json_is_true(json_object_get(req, "ownerOnly")));
+  assert_true(json_integer_value(json_object_get(req, "userId")) > 0);
+  const char *key = json_string_value(json_object_get(req, "key"));
+  assert_non_null(key);
+  char out[512];
+  if (strstr(key, "notmine"))
+    snprintf(out, sizeof out, "{\"error\":{\"code\":\"media_not_found\",\"message\":\"no\",\"status\":404}}");
+  else if (strstr(key, "broken"))
+    snprintf(out, sizeof out, "{\"error\":{\"code\":\"unavailable\",\"message\":\"x\",\"status\":503}}");
+  else
+    snprintf(out, sizeof out, "{\"key\":\"k\",\"mime\":\"image/png\",\"size\":1}");
+  json_decref(req);
+  if (strstr(out, "\"key\"") && strstr(m->data ? (const char *)m->data : "", "hold")) {
+    assert_true(f->nheld < 8);
+    f->held[f->nheld++] = strdup(m->reply);
+    return;
+  }
+  bus_respond(bus, m, out, strlen(out));
+}
+
+static void media_release(fx_t *f) {
+  const char *ok = "{\"key\":\"k\",\"mime\":\"image/png\",\"size\":1}";
+  for (int i = 0; i < f->nheld; i++) {
+    bus_msg_t m = {.subject = f->held[i], .reply = f->held[i]};
+    bus_respond(f->bus, &m, ok, strlen(ok));
+    free(f->held[i]);
+  }
+  f->nheld = 0;
+}
+
 static int64_t mkuser(fx_t *f, const char *name) {
   user_rec_t u;
   assert_int_equal(f->users->ops->user_create(f->users, name, name, "hash", 1, &u), 0);
@@ -209,6 +253,7 @@ static void fx_init(fx_t *f) {
   assert_int_equal(bus_subscribe(f->bus, "chan.>", NULL, on_event, f, &f->ev_subs[0]), 0);
   assert_int_equal(bus_subscribe(f->bus, "user.>", NULL, on_event, f, &f->ev_subs[1]), 0);
   assert_int_equal(bus_subscribe(f->bus, "message.sent", NULL, on_event, f, &f->ev_subs[2]), 0);
+  assert_int_equal(bus_subscribe(f->bus, "media.get", "media", on_media_get, f, &f->media_sub), 0);
   mkuser(f, "alice");
   mkuser(f, "bob");
   mkuser(f, "carol");
@@ -247,6 +292,8 @@ static void fx_done(fx_t *f) {
   sqlite_db_close(f->db);
   metrics_registry_free(f->reg);
   events_clear(f);
+  for (int i = 0; i < f->nheld; i++) free(f->held[i]);
+  f->nheld = 0;
   nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -2357,6 +2404,179 @@ static void test_names_cache(void **state) {
   msg_names_free(NULL);
 }
 
+/* ---- attachments ---- */
+
+#define ATT_SEND "{s:I,s:s,s:I,s:s,s:o}"
+
+static json_t *send_att(fx_t *f, int64_t user, int64_t ch, json_t *keys) {
+  return call(f, "messages.send", ATT_SEND, "user_id", (json_int_t)user, "username",
+              user_name(f, user), "channel_id", (json_int_t)ch, "body", "see", "attachments", keys);
+}
+
+static void send_att_async(fx_t *f, int64_t user, int64_t ch, json_t *keys, reply_t *r) {
+  json_t *p = json_pack(ATT_SEND, "user_id", (json_int_t)user, "username", user_name(f, user),
+                        "channel_id", (json_int_t)ch, "body", "see", "attachments", keys);
+  char *s = json_dumps(p, JSON_COMPACT);
+  json_decref(p);
+  send_raw(f, "messages.send", s, strlen(s), r);
+  free(s);
+}
+
+/* messages.attachment.check {userId, key}: the visible flag. */
+static bool visible(fx_t *f, int64_t user, const char *key) {
+  json_t *r = call(f, "messages.attachment.check", "{s:I,s:s}", "userId", (json_int_t)user,
+                   "key", key);
+  assert_ok(r);
+  json_t *v = json_object_get(r, "visible");
+  assert_true(json_is_boolean(v));
+  bool b = json_is_true(v);
+  json_decref(r);
+  return b;
+}
+
+static int64_t reply_seq(reply_t *r) {
+  assert_int_equal(r->status, 0);
+  json_t *j = parse(r->data);
+  free(r->data);
+  assert_ok(j);
+  int64_t seq = ival(j, "seq");
+  json_decref(j);
+  return seq;
+}
+
+/* Issue 7: a message may carry keys its author uploaded (asked to the
+ * media service), members of the channel may then see them. */
+static void test_attachments(void **state) {
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  int64_t alice = f.uid[0], bob = f.uid[1], carol = f.uid[2];
+  int64_t ch = create(&f, alice, "general", false);
+  join(&f, bob, ch);
+  channel_rec_t c;
+
+  /* one key not the author's: 400, nothing stored, no event */
+  fence(&f);
+  events_clear(&f);
+  assert_err(send_att(&f, alice, ch, json_pack("[s,s]", "mine.png", "notmine.png")),
+             "invalid_attachments", 400);
+  fence(&f);
+  assert_int_equal(events_on(&f, subj("chan", ch)), 0);
+  assert_int_equal(f.store->ops->channel_get(f.store, ch, &c), 0);
+  assert_int_equal(c.last_seq, 0);
+
+  /* a repeated key is asked once; the message is indexed */
+  f.media_calls = 0;
+  json_t *r = send_att(&f, bob, ch, json_pack("[s,s]", "pic.png", "pic.png"));
+  assert_ok(r);
+  assert_int_equal(ival(r, "seq"), 1);
+  json_decref(r);
+  assert_int_equal(f.media_calls, 1);
+  assert_true(visible(&f, alice, "pic.png")); /* a member who did not post it */
+  assert_true(visible(&f, bob, "pic.png"));
+  assert_false(visible(&f, carol, "pic.png")); /* not a member */
+  assert_false(visible(&f, alice, "mine.png")); /* its send failed */
+  /* no attachments: no question to the media service */
+  f.media_calls = 0;
+  r = send_msg(&f, alice, ch, "plain");
+  assert_ok(r);
+  json_decref(r);
+  assert_int_equal(f.media_calls, 0);
+
+  /* ordering: a send waiting for its check holds later sends back */
+  reply_t r1, r3;
+  send_att_async(&f, alice, ch, json_pack("[s]", "hold.png"), &r1);
+  char p2[160];
+  int n2 = snprintf(p2, sizeof p2, "{\"user_id\":%" PRId64 ",\"username\":\"bob\",\"channel_id\":%" PRId64 ",\"body\":\"after\"}", bob, ch);
+  send_raw(&f, "messages.send", p2, (size_t)n2, &r3);
+  RUN_UNTIL(&f, f.nheld == 1);
+  run_for(&f, 100);
+  assert_int_equal(r1.n + r3.n, 0);
+  media_release(&f);
+  RUN_UNTIL(&f, r1.n == 1 && r3.n == 1);
+  assert_int_equal(reply_seq(&r1), 3);
+  assert_int_equal(reply_seq(&r3), 4);
+
+  /* in a batch: each item alone */
+  json_t *items = json_array();
+  json_t *i0 = item(ch, "a", NULL), *i1 = item(ch, "b", NULL);
+  json_object_set_new(i0, "attachments", json_pack("[s]", "notmine.jpg"));
+  json_object_set_new(i1, "attachments", json_pack("[s]", "b.jpg"));
+  json_array_append_new(items, i0);
+  json_array_append_new(items, i1);
+  json_array_append_new(items, item(ch, "c", NULL));
+  r = batch(&f, alice, items);
+  json_t *res = results(r, 3);
+  assert_item_err(res, 0, "invalid_attachments", 400);
+  assert_item_ack(res, 1, ch, 5, false);
+  assert_item_ack(res, 2, ch, 6, false);
+  json_decref(r);
+  assert_true(visible(&f, bob, "b.jpg"));
+
+  /* the media service fails, or there is none: 503, nothing stored */
+  assert_err(send_att(&f, alice, ch, json_pack("[s,s]", "ok.png", "broken.png")), "unavailable",
+             503);
+  /* a refusal wins over a failure */
+  assert_err(send_att(&f, alice, ch, json_pack("[s,s]", "notmine.png", "broken.png")),
+             "invalid_attachments", 400);
+  bus_unsubscribe(f.media_sub);
+  f.media_sub = NULL;
+  assert_err(send_att(&f, alice, ch, json_pack("[s]", "ok.png")), "unavailable", 503);
+  assert_int_equal(f.store->ops->channel_get(f.store, ch, &c), 0);
+  assert_int_equal(c.last_seq, 6);
+
+  /* leaving withdraws */
+  r = call(&f, "messages.channel.leave", "{s:I,s:s,s:I}", "user_id", (json_int_t)bob, "username",
+           "bob", "channel_id", (json_int_t)ch);
+  assert_ok(r);
+  json_decref(r);
+  assert_false(visible(&f, bob, "b.jpg"));
+
+  /* malformed checks */
+  const char *bad[] = {"nope", "[]", "{\"key\":\"k\"}", "{\"userId\":0,\"key\":\"k\"}",
+                       "{\"userId\":\"1\",\"key\":\"k\"}", "{\"userId\":1}",
+                       "{\"userId\":1,\"key\":\"\"}", "{\"userId\":1,\"key\":5}",
+                       "{\"userId\":1,\"key\":\"a\\u0000b\"}",
+                       "{\"userId\":1,\"userId\":2,\"key\":\"k\"}"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    assert_err(call_str(&f, "messages.attachment.check", bad[i]), "bad_request", 400);
+  char big[260];
+  int n = snprintf(big, sizeof big, "{\"userId\":1,\"key\":\"%0201d\"}", 0);
+  assert_err(call_raw(&f, "messages.attachment.check", big, (size_t)n), "bad_request", 400);
+  assert_true(metric(&f, "storm_messages_requests_total{op=\"attachment.check\",result=\"ok\"} ") == 6);
+  assert_true(metric(&f, "storm_messages_requests_total{op=\"attachment.check\",result=\"bad_request\"} ") == 11);
+  fx_done(&f);
+}
+
+/* Stop answers a send waiting for its attachments' check (503) and
+ * cancels the media.get in flight; a request to the check subject while
+ * the store fails is 503. */
+static void test_attachments_stop(void **state) {
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  int64_t alice = f.uid[0];
+  int64_t ch = create(&f, alice, "general", false);
+  reply_t r1, r2;
+  send_att_async(&f, alice, ch, json_pack("[s]", "hold.png"), &r1);
+  char p[160];
+  int n = snprintf(p, sizeof p, "{\"user_id\":%" PRId64 ",\"username\":\"alice\",\"channel_id\":%" PRId64 ",\"body\":\"behind\"}", alice, ch);
+  send_raw(&f, "messages.send", p, (size_t)n, &r2);
+  RUN_UNTIL(&f, f.nheld == 1);
+  messages_service_stop(f.svc, on_flag, &f.stopped);
+  RUN_UNTIL(&f, r1.n == 1 && r2.n == 1 && f.stopped == 1);
+  for (reply_t *r = &r1; r <= &r2; r += &r2 - &r1) {
+    json_t *j = parse(r->data);
+    free(r->data);
+    assert_err(j, "unavailable", 503);
+  }
+  media_release(&f); /* nobody listens any more */
+  run_for(&f, 20);
+  messages_service_free(f.svc);
+  f.svc = NULL;
+  fx_done(&f);
+}
+
 int main(void) {
   /* every log line is formatted (so sanitizers see the debug paths) and
    * discarded */
@@ -2393,6 +2613,8 @@ int main(void) {
       cmocka_unit_test(test_batch_stop),
       cmocka_unit_test(test_mention_syntax),
       cmocka_unit_test(test_names_cache),
+      cmocka_unit_test(test_attachments),
+      cmocka_unit_test(test_attachments_stop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

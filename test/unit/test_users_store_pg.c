@@ -239,7 +239,7 @@ static void kill_backends(fx_t *f) {
   for (int i = 0; i < 500 && admin_int(g_admin, sql) > 0; i++) sleep_ms_(10);
 }
 
-static const int LAST = 2; /* pg_migrations' last version, checked below */
+static const int LAST = 4; /* pg_migrations' last version, checked below */
 
 static void t_pg_migrations(void **state) {
   fx_t *f = *state;
@@ -267,9 +267,10 @@ static void t_pg_migrations(void **state) {
   char sql[256];
   snprintf(sql, sizeof sql,
            "SELECT count(*) FROM pg_tables WHERE schemaname = '%s' AND tablename IN "
-           "('users','refresh_tokens','channels','members','messages','node_leases')",
+           "('users','refresh_tokens','channels','members','messages','node_leases','media',"
+           "'attachments')",
            f->schema);
-  assert_int_equal(admin_int(c, sql), 6);
+  assert_int_equal(admin_int(c, sql), 8);
 
   /* a failing migration is rolled back whole: no table, no record */
   pg_migration_t list[8];
@@ -277,7 +278,7 @@ static void t_pg_migrations(void **state) {
   list[pg_migrations_count] =
       (pg_migration_t){LAST + 1, "bad", "CREATE TABLE t2(x int); INSERT INTO no_such_table VALUES (1)"};
   assert_int_equal(pg_db_apply_migrations(db, list, pg_migrations_count + 1, err, sizeof err), -EIO);
-  assert_non_null(strstr(err, "migration 3 (bad)"));
+  assert_non_null(strstr(err, "migration 5 (bad)"));
   assert_non_null(strstr(err, "no_such_table"));
   assert_int_equal(admin_int(c, "SELECT count(*) FROM pg_tables WHERE tablename = 't2'"), 0);
   assert_int_equal(pg_db_schema_version(db), LAST);
@@ -286,7 +287,7 @@ static void t_pg_migrations(void **state) {
   assert_int_equal(pg_db_apply_migrations(db, list, pg_migrations_count + 1, err, sizeof err), 1);
   assert_int_equal(pg_db_schema_version(db), LAST + 1);
   assert_int_equal(pg_db_migrate(db, err, sizeof err), -ENOTSUP);
-  assert_non_null(strstr(err, "version 3 (t2)"));
+  assert_non_null(strstr(err, "version 5 (t2)"));
   assert_non_null(strstr(err, "newer"));
   assert_int_equal(users_pg_open(db, NULL, &s), -ENOTSUP);
   users_pg_opts_t mo = {.migrate_on_open = true};

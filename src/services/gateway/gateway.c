@@ -40,6 +40,7 @@ int gateway_start(const gateway_opts_t *o, gateway_t **out) {
   if (rc == 0) rc = gw_presence_start(g);
   if (rc == 0) rc = gateway_auth_routes(g);
   if (rc == 0) rc = gateway_messages_routes(g);
+  if (rc == 0) rc = gateway_notifications_routes(g);
   if (rc == 0) rc = gateway_ws_routes(g);
   if (rc < 0) {
     gateway_free(g);

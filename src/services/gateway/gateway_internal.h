@@ -132,6 +132,8 @@ struct gw_call {
 int gateway_ws_routes(gateway_t *g);
 int gateway_auth_routes(gateway_t *g);
 int gateway_messages_routes(gateway_t *g);
+/* GET /notifications, POST /notifications/read, PUT|GET /channels/{id}/mute. */
+int gateway_notifications_routes(gateway_t *g);
 
 /* Answers r with the reply to a bus request on subject (see gateway_forward.c). */
 void gw_forward(gateway_t *g, http_req_t *r, const char *subject, const char *payload, size_t len,

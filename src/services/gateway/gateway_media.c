@@ -11,6 +11,11 @@
  * record removes the object again. Every failure aborts the writer, so an
  * upload that does not end in 201 leaves no object and no temporary file.
  *
+ * Downloads: media.get decides (metadata and who may read, attachments
+ * included), then the object streams with Range (If-Range: a strong
+ * ETag match, else the whole object), ETag/304 and Content-Disposition
+ * (filename + RFC 8187 filename*).
+ *
  * Ownership: an upload_t lives from the handler to the request's answer;
  * whoever answers frees it right after (the request goes with the answer).
  * Errors found inside a multipart callback are only recorded there: the
@@ -430,9 +435,61 @@ static bool etag_matches(str_t inm, const char *etag) {
   return false;
 }
 
+/* If-Range (RFC 9110 13.1.5): the Range applies only if the validator
+ * still matches. An entity tag must match ours by strong comparison (so a
+ * weak W/"..." never does); a date never matches, since we send no
+ * Last-Modified to compare it with: the whole object is then served,
+ * which is always correct. */
+static bool if_range_matches(str_t ir, const char *etag) {
+  while (ir.n && (ir.p[0] == ' ' || ir.p[0] == '\t')) ir.p++, ir.n--;
+  while (ir.n && (ir.p[ir.n - 1] == ' ' || ir.p[ir.n - 1] == '\t')) ir.n--;
+  return str_eq_cstr(ir, etag);
+}
+
+/* RFC 8187 attr-char: what may stand unencoded in filename*. */
+static bool attr_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c && strchr("!#$&+-.^_`|~", c) != NULL);
+}
+
+/* Content-Disposition (RFC 6266) for the object's human name (the key
+ * after the id: sanitized at upload, media_key.h): inline, since chat
+ * clients display images and videos in place; filename="..." as an ASCII
+ * fallback (anything but printable ASCII, '"' and '\' becomes '_') for
+ * old clients, and filename*=UTF-8''... percent-encoded (RFC 8187), which
+ * clients that know it prefer. Sanitized names are ASCII today, so the
+ * two agree; both are written from the bytes, so a name that keeps UTF-8
+ * later needs no change here. Appends to out[0..cap), returns the length
+ * written (0 if it does not fit). */
+static size_t content_disposition(const char *name, char *out, size_t cap) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = strlen(name), len = 0;
+  if (cap < 64 + 4 * n) return 0; /* both forms at their largest */
+  len += (size_t)snprintf(out, cap, "Content-Disposition: inline; filename=\"");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)name[i];
+    out[len++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '_';
+  }
+  len += (size_t)snprintf(out + len, cap - len, "\"; filename*=UTF-8''");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (attr_char(c)) {
+      out[len++] = (char)c;
+    } else {
+      out[len++] = '%';
+      out[len++] = hex[c >> 4];
+      out[len++] = hex[c & 15];
+    }
+  }
+  out[len++] = '\r';
+  out[len++] = '\n';
+  out[len] = '\0';
+  return len;
+}
+
 static void serve_object(download_t *d, const char *mime, uint64_t size, const char *sha) {
   http_req_t *r = d->r;
-  char etag[70], hdrs[512];
+  char etag[70], hdrs[1024];
   snprintf(etag, sizeof etag, "\"%s\"", sha);
   if (etag_matches(http_req_header(r, "if-none-match"), etag)) {
     snprintf(hdrs, sizeof hdrs, "ETag: %s\r\n" CACHE_HDRS, etag);
@@ -443,7 +500,9 @@ static void serve_object(download_t *d, const char *mime, uint64_t size, const c
   }
   uint64_t from = 0, to = size ? size - 1 : 0, len = size;
   int status = 200;
-  int rg = parse_range(http_req_header(r, "range"), size, &from, &to);
+  str_t range = http_req_header(r, "range"), if_range = http_req_header(r, "if-range");
+  if (range.p && if_range.p && !if_range_matches(if_range, etag)) range = (str_t){NULL, 0};
+  int rg = parse_range(range, size, &from, &to);
   if (rg < 0) {
     snprintf(hdrs, sizeof hdrs, "Content-Range: bytes */%" PRIu64 "\r\nAccept-Ranges: bytes\r\n", size);
     free(d);
@@ -453,6 +512,7 @@ static void serve_object(download_t *d, const char *mime, uint64_t size, const c
   int n = snprintf(hdrs, sizeof hdrs,
                    "ETag: %s\r\n" CACHE_HDRS "Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n",
                    etag);
+  n += (int)content_disposition(d->key + MEDIA_OBJECT_ID_LEN + 1, hdrs + n, sizeof hdrs - (size_t)n);
   if (rg > 0) {
     status = 206;
     len = to - from + 1;

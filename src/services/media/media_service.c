@@ -62,6 +62,10 @@ typedef struct job {
   size_t filename_len;
   char *b64;      /* upload: the base64 text */
   size_t b64_len;
+  bool owner_only; /* get: ownerOnly */
+  bool ask;        /* get: not the owner's; out holds the answer if visible */
+  bool asking;     /* messages.attachment.check in flight (req_id) */
+  uint64_t req_id;
   int status;     /* 0 = success, else the HTTP status of the error */
   const char *code;
   char message[200];
@@ -93,16 +97,16 @@ void media_service_opts_default(media_service_opts_t *o) {
   memset(o, 0, sizeof *o);
   o->max_image = 10ULL << 20;
   o->max_video = 100ULL << 20;
+  o->check_timeout_ms = 2000;
 }
 
 uint64_t media_kind_limit(const media_service_opts_t *o, media_kind_t kind) {
   return kind == MEDIA_KIND_IMAGE ? o->max_image : kind == MEDIA_KIND_VIDEO ? o->max_video : 0;
 }
 
-bool media_can_read(const media_rec_t *rec, int64_t user_id) {
-  /* Attachments (issue 7, item 7) will add: or user_id is a member of a
-   * channel with a message carrying rec->key. */
-  return rec->owner_id == user_id;
+media_read_t media_read_decision(const media_rec_t *rec, int64_t user_id, bool owner_only) {
+  if (rec->owner_id == user_id) return MEDIA_READ_OWNER;
+  return owner_only ? MEDIA_READ_DENIED : MEDIA_READ_ASK;
 }
 
 static bool mime_accepted(const char *m) {
@@ -172,7 +176,8 @@ static void work_get(job_t *j) {
   media_service_t *s = j->svc;
   media_rec_t r;
   int rc = s->o.store->ops->get(s->o.store, j->key, &r);
-  if (rc == 0 && !media_can_read(&r, j->user_id)) rc = -ENOENT;
+  media_read_t d = rc == 0 ? media_read_decision(&r, j->user_id, j->owner_only) : MEDIA_READ_DENIED;
+  if (rc == 0 && d == MEDIA_READ_DENIED) rc = -ENOENT;
   if (rc == -ENOENT) {
     set_err(j, 404, "media_not_found", "no such media");
     return;
@@ -181,6 +186,7 @@ static void work_get(job_t *j) {
     store_failed(j, "get", rc);
     return;
   }
+  j->ask = d == MEDIA_READ_ASK; /* the answer waits for the messages service */
   rec_json(&r, true, &j->out);
 }
 
@@ -314,16 +320,67 @@ static void maybe_done(media_service_t *s) {
   uv_close((uv_handle_t *)&s->done_handle, on_done_closed);
 }
 
-static void on_after_work(uv_work_t *w, int status) {
-  job_t *j = container_of(w, job_t, work);
-  media_service_t *s = j->svc;
+static void job_unlink(media_service_t *s, job_t *j) {
   if (j->prev)
     j->prev->next = j->next;
   else
     s->running = j->next;
   if (j->next) j->next->prev = j->prev;
   s->nrunning--;
-  if (status == UV_ECANCELED) set_err(j, 503, "unavailable", "the media service is stopping");
+}
+
+/* messages.attachment.check answered: the key is visible to the reader
+ * ({visible: true}: j->out is the answer), not (404), or unknown (503). */
+static void on_check_answer(bus_t *bus, int status, const bus_msg_t *msg, void *arg) {
+  job_t *j = arg;
+  media_service_t *s = j->svc;
+  j->asking = false;
+  json_t *root = status == 0 ? json_loadb(msg->data ? msg->data : "", msg->len, 0, NULL) : NULL;
+  json_t *v = json_object_get(root, "visible");
+  if (json_is_false(v)) {
+    set_err(j, 404, "media_not_found", "no such media");
+  } else if (!json_is_true(v)) {
+    log_debug(COMPONENT, "messages.attachment.check failed (%d)", status);
+    set_err(j, 503, "unavailable", "the messages service did not answer the read check");
+  }
+  json_decref(root);
+  job_unlink(s, j);
+  job_finish(s, j);
+  maybe_done(s);
+}
+
+/* Asks whether the reader of j may see its key as an attachment; 0 when
+ * asked (the job stays running until the answer), else j's error set. */
+static int ask_messages(media_service_t *s, job_t *j) {
+  if (s->stopping) {
+    set_err(j, 503, "unavailable", "the media service is stopping");
+    return -ESHUTDOWN;
+  }
+  buf_t b = BUF_INIT;
+  buf_printf(&b, "{\"userId\":%" PRId64 ",\"key\":\"", j->user_id);
+  buf_append_json_escaped(&b, j->key, strlen(j->key));
+  buf_append_str(&b, "\"}");
+  int rc = b.oom ? -ENOMEM
+                 : bus_request(s->o.bus, "messages.attachment.check", b.data, b.len,
+                               s->o.check_timeout_ms, on_check_answer, j, &j->req_id);
+  buf_free(&b);
+  if (rc < 0) {
+    log_debug(COMPONENT, "messages.attachment.check not sent: %d", rc);
+    set_err(j, 503, "unavailable", "the messages service did not answer the read check");
+    return rc;
+  }
+  j->asking = true;
+  return 0;
+}
+
+static void on_after_work(uv_work_t *w, int status) {
+  job_t *j = container_of(w, job_t, work);
+  media_service_t *s = j->svc;
+  if (status == UV_ECANCELED)
+    set_err(j, 503, "unavailable", "the media service is stopping");
+  else if (j->status == 0 && j->ask && ask_messages(s, j) == 0)
+    return; /* still running: on_check_answer finishes it */
+  job_unlink(s, j);
   job_finish(s, j);
   maybe_done(s);
 }
@@ -350,6 +407,16 @@ static bool get_key(job_t *j, json_t *o, int bad_status) {
     return false;
   }
   memcpy(j->key, k, n + 1);
+  return true;
+}
+
+static bool get_owner_only(job_t *j, json_t *o) {
+  json_t *v = json_object_get(o, "ownerOnly");
+  if (v && !json_is_boolean(v)) {
+    set_err(j, 400, "bad_request", "ownerOnly must be a boolean");
+    return false;
+  }
+  j->owner_only = json_is_true(v);
   return true;
 }
 
@@ -435,7 +502,7 @@ static void on_msg(bus_t *bus, const bus_msg_t *msg, void *arg) {
   } else {
     switch (rt->op) {
     case OP_RECORD: ok = parse_record(j, o); break;
-    case OP_GET: ok = get_user(j, o) && get_key(j, o, 404); break;
+    case OP_GET: ok = get_user(j, o) && get_key(j, o, 404) && get_owner_only(j, o); break;
     case OP_DELETE: ok = get_user(j, o) && get_key(j, o, 404); break;
     case OP_UPLOAD: ok = parse_upload(j, o); break;
     default: break;
@@ -469,7 +536,8 @@ static void unsubscribe_all(media_service_t *s) {
 
 int media_service_start(const media_service_opts_t *o, media_service_t **out) {
   *out = NULL;
-  if (!o || !o->loop || !o->bus || !o->store || !o->storage || !o->max_image || !o->max_video)
+  if (!o || !o->loop || !o->bus || !o->store || !o->storage || !o->max_image || !o->max_video ||
+      !o->check_timeout_ms)
     return -EINVAL;
   media_service_t *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
@@ -501,7 +569,20 @@ void media_service_stop(media_service_t *s, void (*done)(void *), void *arg) {
   s->done = done;
   s->done_arg = arg;
   unsubscribe_all(s);
-  for (job_t *j = s->running; j; j = j->next) uv_cancel((uv_req_t *)&j->work);
+  job_t *j = s->running;
+  while (j) {
+    job_t *next = j->next;
+    if (j->asking) { /* past the pool: only the bus answer is awaited */
+      bus_request_cancel(s->o.bus, j->req_id);
+      j->asking = false;
+      set_err(j, 503, "unavailable", "the media service is stopping");
+      job_unlink(s, j);
+      job_finish(s, j);
+    } else {
+      uv_cancel((uv_req_t *)&j->work);
+    }
+    j = next;
+  }
   maybe_done(s);
 }
 

@@ -11,6 +11,8 @@
  *   messages_lookup.c    users.get requests that fill a job's name slots
  *   messages_send.c      messages.send: per-channel queues, append, events
  *   messages_batch.c     messages.send.batch: one send job per item, one reply
+ *   messages_attach.c    attachments: the author's ownership check on send
+ *                        (media.get), messages.attachment.check
  *   messages_ops.c       every other op: pool step, then reply and events
  *   messages_service.c   lifecycle, subscriptions, jobs, replies, publishing
  * The pure files are safe from any thread; the others run on the loop,
@@ -229,6 +231,7 @@ typedef struct {
 typedef struct msg_lookup msg_lookup_t;
 typedef struct msg_chanq msg_chanq_t;
 typedef struct msg_batch msg_batch_t;
+typedef struct msg_attach msg_attach_t;
 
 struct msg_job {
   uv_work_t work;
@@ -262,6 +265,7 @@ struct msg_job {
   msg_batch_t *batch;       /* an item of a messages.send.batch: its reply goes there
                                (NULL once given: the batch may be gone) */
   size_t batch_idx;
+  msg_attach_t *attach;     /* send with attachments: their check (messages_attach.c) */
   char reply[];             /* copy of the request's reply subject ("" for a batch item) */
 };
 
@@ -274,6 +278,7 @@ struct messages_service {
   messages_service_opts_t o;
   bus_sub_t *subs[MSG_OP_COUNT];
   msg_route_t routes[MSG_OP_COUNT];
+  bus_sub_t *attach_sub;    /* MSG_ATTACH_CHECK_SUBJECT */
   msg_job_t *jobs;          /* every live job */
   size_t njobs;
   msg_lookup_t *lookups;    /* users.get requests in flight */
@@ -335,7 +340,26 @@ void msg_ops_start(msg_job_t *j);
 void msg_send_start(msg_job_t *j);
 /* Stop: answers queued sends 503, cancels membership checks not started. */
 void msg_send_stop(messages_service_t *s);
+/* The attachments check of a queued send settled: lets its queue go on. */
+void msg_send_attach_done(msg_job_t *j);
 void msg_send_free_queues(messages_service_t *s);
+
+/* messages_attach.c */
+#define MSG_ATTACH_CHECK_SUBJECT "messages.attachment.check"
+/* Starts the ownership check of a send that has attachments: one
+ * media.get {userId, key, ownerOnly} per distinct key, in parallel. 0:
+ * started; msg_send_attach_done(j) runs once every answer is in (never
+ * inside this call), with j->err set if the send must fail. Else a
+ * negative errno with j->err set and nothing in flight. */
+int msg_attach_start(msg_job_t *j);
+/* True while j's check is in flight. */
+bool msg_attach_waiting(const msg_job_t *j);
+/* The checked keys to index with the append (*n 0 and NULL: none). */
+const str_t *msg_attach_keys(const msg_job_t *j, size_t *n);
+/* Cancels requests still in flight and frees the check (msg_job_end). */
+void msg_attach_free(msg_job_t *j);
+/* The bus callback of MSG_ATTACH_CHECK_SUBJECT (arg: the service). */
+void msg_attach_on_check(bus_t *bus, const bus_msg_t *msg, void *arg);
 
 /* messages_batch.c */
 /* Handles one messages.send.batch request (msg->reply set): each valid

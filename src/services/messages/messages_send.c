@@ -111,6 +111,7 @@ static void on_check(uv_work_t *w) {
   int64_t last_author = 0;
   int last_rc = 0;
   for (msg_job_t *j = q->batch; j; j = j->qnext) {
+    if (j->err != MSG_OK) continue; /* attachments refused */
     if (crc == -ENOENT) {
       j->err = MSG_E_NOT_FOUND;
       continue;
@@ -144,11 +145,15 @@ static void on_checked(uv_work_t *w, int status);
 static void submit_batch(msg_chanq_t *q) {
   size_t n = 0;
   msg_job_t *tail = NULL;
-  q->batch = q->pending;
-  for (msg_job_t *j = q->pending; j && n < SEND_BATCH_MAX; j = j->qnext) {
+  /* A send whose attachments are still being checked holds back the ones
+   * queued after it (arrival order); msg_send_attach_done resumes. */
+  for (msg_job_t *j = q->pending; j && n < SEND_BATCH_MAX && !msg_attach_waiting(j);
+       j = j->qnext) {
     tail = j;
     n++;
   }
+  if (n == 0) return;
+  q->batch = q->pending;
   q->pending = tail->qnext;
   if (!q->pending) q->pending_tail = NULL;
   tail->qnext = NULL;
@@ -193,6 +198,11 @@ void msg_send_start(msg_job_t *j) {
     msg_job_finish(j);
     return;
   }
+  if (j->req.attachments && msg_attach_start(j) < 0) {
+    if (!q->pending && !q->busy) queue_drop(q);
+    msg_job_finish(j);
+    return;
+  }
   j->qnext = NULL;
   if (q->pending_tail)
     q->pending_tail->qnext = j;
@@ -200,6 +210,13 @@ void msg_send_start(msg_job_t *j) {
     q->pending = j;
   q->pending_tail = j;
   if (!q->busy) submit_batch(q);
+}
+
+void msg_send_attach_done(msg_job_t *j) {
+  messages_service_t *s = j->svc;
+  msg_chanq_t *q = s->nqbuckets ? s->qbuckets[bucket_of(s, j->req.channel_id)] : NULL;
+  while (q && q->channel_id != j->req.channel_id) q = q->hnext;
+  if (q && !q->busy && q->pending) submit_batch(q);
 }
 
 /* ---- append, reply, events ---- */
@@ -321,6 +338,7 @@ static void append(msg_job_t *j) {
       .attachments = {j->req.attachments, j->req.attachments_len},
       .nonce = {j->req.nonce_len ? j->req.nonce : NULL, j->req.nonce_len},
   };
+  m.keys = msg_attach_keys(j, &m.nkeys);
   int rc = st->ops->append(st, &m, on_appended, j);
   if (rc < 0) {
     if (rc != -EAGAIN) log_debug(COMPONENT, "append refused: %d", rc);

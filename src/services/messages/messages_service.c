@@ -97,6 +97,7 @@ void msg_job_end(msg_job_t *j) {
     s->jobs = j->next;
   if (j->next) j->next->prev = j->prev;
   s->njobs--;
+  msg_attach_free(j);
   msg_req_free(&j->req);
   free(j->slots);
   free(j->items);
@@ -225,6 +226,8 @@ static void unsubscribe_all(messages_service_t *s) {
     if (s->subs[i]) bus_unsubscribe(s->subs[i]);
     s->subs[i] = NULL;
   }
+  if (s->attach_sub) bus_unsubscribe(s->attach_sub);
+  s->attach_sub = NULL;
 }
 
 int messages_service_start(const messages_service_opts_t *o, messages_service_t **out) {
@@ -257,6 +260,15 @@ int messages_service_start(const messages_service_opts_t *o, messages_service_t 
       free(s);
       return rc;
     }
+  }
+  int rc = bus_subscribe(o->bus, MSG_ATTACH_CHECK_SUBJECT, QUEUE_GROUP, msg_attach_on_check, s,
+                         &s->attach_sub);
+  if (rc < 0) {
+    log_error(COMPONENT, "subscribing to %s failed: %d", MSG_ATTACH_CHECK_SUBJECT, rc);
+    unsubscribe_all(s);
+    msg_names_free(s->names);
+    free(s);
+    return rc;
   }
   uv_idle_init(o->loop, &s->done_handle);
   s->done_handle.data = s;

@@ -111,6 +111,13 @@ bool mpg_slice_ok(str_t v, size_t max) {
   return v.n == 0 || (!memchr(v.p, 0, v.n) && utf8_valid((const uint8_t *)v.p, v.n));
 }
 
+bool mpg_keys_ok(const str_t *keys, size_t nkeys) {
+  if (nkeys > MSG_ATTACH_KEYS_MAX || (nkeys && !keys)) return false;
+  for (size_t i = 0; i < nkeys; i++)
+    if (keys[i].n == 0 || !mpg_slice_ok(keys[i], MSG_ATTACH_KEY_MAX)) return false;
+  return true;
+}
+
 static bool fits(const char *s, size_t max) {
   if (!s) return false;
   size_t n = strnlen(s, max + 1);
@@ -611,6 +618,7 @@ static const messages_store_ops_t messages_pg_ops = {
     .message_get = mpg_message_get,
     .message_edit = mpg_message_edit,
     .message_delete = mpg_message_delete,
+    .attachment_visible = mpg_attachment_visible,
     .stats = mpg_stats,
     .healthy = healthy,
     .close = messages_close,

@@ -74,7 +74,7 @@
 #include "store/messages_store.h"
 #include "store/pg/pg_db.h"
 
-#define MESSAGES_PG_SCHEMA_MIN 2       /* the migration that creates its tables */
+#define MESSAGES_PG_SCHEMA_MIN 4       /* the migrations that create its tables (2, 4) */
 #define MESSAGES_PG_BATCH_MAX 1000     /* default appends per transaction */
 #define MESSAGES_PG_QUEUE_MAX 100000   /* default appends waiting before -EAGAIN */
 #define MESSAGES_PG_LEASE_TTL_MS 30000 /* default node-id lease */

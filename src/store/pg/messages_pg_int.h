@@ -23,6 +23,10 @@
 
 typedef struct mpg_job mpg_job_t;
 
+/* Array parameters of the batch statements: the message insert's 8, then
+ * the attachments insert's 3. */
+#define MPG_ARRAYS 11
+
 /* One channel of the batch in progress (writer thread only). */
 typedef struct {
   int64_t channel_id; /* 0: free slot */
@@ -64,7 +68,7 @@ typedef struct {
   mpg_chan_t *chans; /* open addressing, chan_cap slots (power of two) */
   size_t chan_cap;
   size_t *touched;
-  buf_t a[8];     /* array literals of the batch statements */
+  buf_t a[MPG_ARRAYS]; /* array literals of the batch statements */
   msg_idgen_t idgen; /* message ids */
 
   atomic_uint_fast64_t n_batches, n_appended, n_duplicates, n_failed, n_max_batch;
@@ -81,6 +85,8 @@ int mpg_answer(mpg_t *m, int e);
 pg_conn_t *mpg_take(mpg_t *m);
 /* At most max bytes, no NUL, valid UTF-8; .p NULL only with .n == 0. */
 bool mpg_slice_ok(str_t v, size_t max);
+/* The keys of an append are valid (msg_append_t.keys). */
+bool mpg_keys_ok(const str_t *keys, size_t nkeys);
 /* 0 if channel_id exists, -ENOENT, -EIO. */
 int mpg_channel_exists(mpg_t *m, pg_conn_t *c, int64_t channel_id, const char *op);
 
@@ -92,6 +98,7 @@ int mpg_message_edit(messages_store_t *s, int64_t channel_id, int64_t id, int64_
                      str_t body, int64_t now_ms, msg_rec_t **out);
 int mpg_message_delete(messages_store_t *s, int64_t channel_id, int64_t id,
                        int64_t expected_author, int64_t now_ms, msg_rec_t **out);
+int mpg_attachment_visible(messages_store_t *s, const char *key, int64_t user_id);
 
 /* messages_pg_writer.c */
 int mpg_writer_open(mpg_t *m, const messages_pg_opts_t *o);

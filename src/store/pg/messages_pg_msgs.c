@@ -252,3 +252,32 @@ int mpg_message_delete(messages_store_t *s, int64_t channel_id, int64_t id,
   pg_db_release(m->db, c);
   return r;
 }
+
+/* The key's rows (primary key prefix), each checked against the caller's
+ * membership and the message's deleted flag (both primary keys). */
+static const pg_stmt_t st_att_visible = {
+    "msgs_att_visible",
+    "SELECT EXISTS (SELECT 1 FROM attachments a "
+    "JOIN members b ON b.channel_id = a.channel_id AND b.user_id = $2::int8 "
+    "JOIN messages m ON m.id = a.message_id "
+    "WHERE a.media_key = $1::text AND NOT m.deleted)"};
+
+int mpg_attachment_visible(messages_store_t *s, const char *key, int64_t user_id) {
+  mpg_t *m = mpg_self(s);
+  if (!key || user_id <= 0) return -EINVAL;
+  str_t k = {key, strnlen(key, MSG_ATTACH_KEY_MAX + 1)};
+  if (!mpg_keys_ok(&k, 1)) return -EINVAL;
+  pg_conn_t *c = mpg_take(m);
+  if (!c) return -EIO;
+  pg_params_t p = {0};
+  pg_p_text(&p, k.p, k.n);
+  pg_p_i64(&p, user_id);
+  PGresult *r;
+  int e = mpg_answer(m, pg_exec(c, &st_att_visible, &p, &r, "attachment_visible"));
+  pg_db_release(m->db, c);
+  if (e < 0) return e;
+  bool v = false;
+  if (PQntuples(r) != 1 || pg_get_bool(r, 0, 0, &v) < 0) e = mpg_answer(m, -EIO);
+  PQclear(r);
+  return e < 0 ? e : v ? 1 : 0;
+}

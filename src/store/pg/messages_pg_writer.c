@@ -27,12 +27,13 @@ struct mpg_job {
   void *arg;
   int64_t channel_id, author_id;
   size_t body_n, att_n, nonce_n;
+  size_t nkeys; /* media keys, after the nonce, each with a NUL */
   bool has_att, has_nonce;
   bool resolved; /* writer: answered within the batch (duplicate) */
   bool fresh;    /* writer: inserted by the batch */
   int status;
   msg_ack_t ack;
-  char data[]; /* body, then attachments, then nonce */
+  char data[]; /* body, then attachments, then nonce, then the keys */
 };
 
 /* "STRM" and the schema, as for migrations, with another second key. */
@@ -82,6 +83,11 @@ static const pg_stmt_t st_insert = {
     "INSERT INTO messages(id, channel_id, seq, author_id, body, attachments, nonce, created_at) "
     "SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[], "
     "$6::text[], $7::bytea[], $8::int8[])"};
+/* ON CONFLICT: a key listed twice in one message is indexed once. */
+static const pg_stmt_t st_attach = {
+    "msgs_batch_attach",
+    "INSERT INTO attachments(media_key, channel_id, message_id) "
+    "SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) ON CONFLICT DO NOTHING"};
 static const pg_stmt_t st_update = {
     "msgs_batch_update",
     "UPDATE channels c SET last_seq = v.s, last_id = v.i "
@@ -102,8 +108,11 @@ int mpg_append(messages_store_t *s, const msg_append_t *msg, msg_append_cb cb, v
   bool has_att = msg->attachments.p != NULL, has_nonce = msg->nonce.p != NULL;
   if (has_att && !mpg_slice_ok(msg->attachments, MSG_ATTACHMENTS_MAX)) return -EINVAL;
   if (has_nonce && (msg->nonce.n == 0 || msg->nonce.n > MSG_NONCE_MAX)) return -EINVAL;
+  if (!mpg_keys_ok(msg->keys, msg->nkeys)) return -EINVAL;
   size_t att_n = has_att ? msg->attachments.n : 0, nonce_n = has_nonce ? msg->nonce.n : 0;
-  mpg_job_t *j = malloc(sizeof *j + msg->body.n + att_n + nonce_n);
+  size_t keys_n = 0;
+  for (size_t i = 0; i < msg->nkeys; i++) keys_n += msg->keys[i].n + 1;
+  mpg_job_t *j = malloc(sizeof *j + msg->body.n + att_n + nonce_n + keys_n);
   if (!j) return -ENOMEM;
   memset(j, 0, sizeof *j);
   j->cb = cb;
@@ -118,6 +127,13 @@ int mpg_append(messages_store_t *s, const msg_append_t *msg, msg_append_cb cb, v
   if (msg->body.n) memcpy(j->data, msg->body.p, msg->body.n);
   if (att_n) memcpy(j->data + j->body_n, msg->attachments.p, att_n);
   if (nonce_n) memcpy(j->data + j->body_n + att_n, msg->nonce.p, nonce_n);
+  char *k = j->data + j->body_n + att_n + nonce_n;
+  for (size_t i = 0; i < msg->nkeys; i++) {
+    memcpy(k, msg->keys[i].p, msg->keys[i].n);
+    k[msg->keys[i].n] = '\0';
+    k += msg->keys[i].n + 1;
+  }
+  j->nkeys = msg->nkeys;
 
   int r = 0;
   pthread_mutex_lock(&m->qmu);
@@ -436,6 +452,40 @@ static int find_duplicates(mpg_t *m, size_t n) {
   return e;
 }
 
+/* Step 4b: the attachments index of the messages just inserted, in the
+ * same transaction (a message is never committed without its rows). */
+static int insert_attachments(mpg_t *m, size_t n) {
+  buf_t *keys = &m->a[8], *chs = &m->a[9], *ids = &m->a[10];
+  arr_begin(keys);
+  arr_begin(chs);
+  arr_begin(ids);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    mpg_job_t *j = m->batch[i];
+    if (!j->fresh) continue;
+    const char *key = job_nonce(j) + j->nonce_n;
+    for (size_t q = 0; q < j->nkeys; q++) {
+      size_t kn = strlen(key);
+      arr_text(keys, key, kn);
+      arr_i64(chs, j->channel_id);
+      arr_i64(ids, j->ack.id);
+      key += kn + 1;
+      k++;
+    }
+  }
+  if (k == 0) return 0;
+  arr_end(keys);
+  arr_end(chs);
+  arr_end(ids);
+  for (int i = 8; i < 11; i++)
+    if (m->a[i].oom) return -ENOMEM;
+  pg_params_t p = {0};
+  pg_p_textfmt(&p, keys->data);
+  pg_p_textfmt(&p, chs->data);
+  pg_p_textfmt(&p, ids->data);
+  return pg_exec(m->wconn, &st_attach, &p, NULL, "append attachments") < 0 ? -EIO : 0;
+}
+
 /* Step 4: number the new messages and insert them. */
 static int insert_new(mpg_t *m, size_t n, size_t *nfresh) {
   buf_t *a = m->a;
@@ -488,7 +538,8 @@ static int insert_new(mpg_t *m, size_t n, size_t *nfresh) {
   if (!arrs_ok(m, 8)) return -ENOMEM;
   pg_params_t p = {0};
   for (int i = 0; i < 8; i++) pg_p_textfmt(&p, a[i].data);
-  return pg_exec(m->wconn, &st_insert, &p, NULL, "append insert") < 0 ? -EIO : 0;
+  if (pg_exec(m->wconn, &st_insert, &p, NULL, "append insert") < 0) return -EIO;
+  return insert_attachments(m, n);
 }
 
 /* Step 5: channels.last_seq/last_id of the channels that advanced. */
@@ -660,7 +711,7 @@ int mpg_writer_open(mpg_t *m, const messages_pg_opts_t *o) {
     m->touched = NULL;
     return -ENOMEM;
   }
-  for (int i = 0; i < 8; i++) m->a[i] = (buf_t)BUF_INIT;
+  for (int i = 0; i < MPG_ARRAYS; i++) m->a[i] = (buf_t)BUF_INIT;
   pthread_mutex_init(&m->qmu, NULL);
   pthread_cond_init(&m->qcv, NULL);
   pthread_mutex_init(&m->dmu, NULL);
@@ -705,7 +756,7 @@ void mpg_writer_close(mpg_t *m) {
   release_lease(m); /* a restarted replica may take the id at once */
   pg_conn_free(m->wconn);
   m->wconn = NULL;
-  for (int i = 0; i < 8; i++) buf_free(&m->a[i]);
+  for (int i = 0; i < MPG_ARRAYS; i++) buf_free(&m->a[i]);
   free(m->batch);
   free(m->chans);
   free(m->touched);

@@ -2,9 +2,10 @@
  * steps run by pg_migrate.c (contract in pg_db.h). Append only: a released
  * migration is never edited, since databases out there recorded it as
  * applied; change the schema with a new version. Version numbers mean the
- * same feature as in the SQLite list (1 users, 2 messages), so that the
- * two backends can be compared step by step; the SQL differs where the
- * engines do. Every name is unqualified: the tables land in the first
+ * same feature as in the SQLite list (1 users, 2 messages, 3 media), so
+ * that the two backends can be compared step by step; the SQL differs
+ * where the engines do. From 4 on the numbers part: SQLite's 4 is
+ * notifications, its 5 is PostgreSQL's 4 (attachments). Every name is unqualified: the tables land in the first
  * schema of the connection's search_path (tests use one schema each). */
 #include "store/pg/pg_db.h"
 
@@ -95,9 +96,42 @@ static const char m2_messages[] =
     " info text NOT NULL DEFAULT '',"
     " expires_at timestamptz NOT NULL);";
 
+/* 3: media metadata (media service; store/media_store.h, media_pg.h).
+ * As SQLite's migration 3: the key (random id + sanitized name, ASCII) is
+ * the primary key and the only lookup; owner_id without a foreign key
+ * (deleting an account must not silently orphan stored bytes); sha256 the
+ * raw 32-byte digest; media_owner for per-user listing and quotas. */
+static const char m3_media[] =
+    "CREATE TABLE media("
+    " key text COLLATE \"C\" PRIMARY KEY,"
+    " owner_id bigint NOT NULL,"
+    " mime text NOT NULL,"
+    " size bigint NOT NULL CHECK (size >= 0),"
+    " sha256 bytea NOT NULL CHECK (octet_length(sha256) = 32),"
+    " created_at bigint NOT NULL);"
+    "CREATE INDEX media_owner ON media(owner_id, created_at);";
+
+/* 4: the attachments index (messages service; attachment_visible). As
+ * SQLite's migration 5 (SQLite's 4 is the notifications service's, which
+ * has no PostgreSQL schema yet): rows written by the append writer in the
+ * batch transaction that inserts their messages; the key first in the
+ * primary key (the only question is "who may see this key"); channel_id
+ * repeated from the message for the join with members; the cascade from
+ * messages (and so from channels) removes them, served by
+ * attachments_message. No foreign key to media: another service's data. */
+static const char m4_attachments[] =
+    "CREATE TABLE attachments("
+    " media_key text COLLATE \"C\" NOT NULL,"
+    " channel_id bigint NOT NULL,"
+    " message_id bigint NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+    " PRIMARY KEY (media_key, channel_id, message_id));"
+    "CREATE INDEX attachments_message ON attachments(message_id);";
+
 const pg_migration_t pg_migrations[] = {
     {1, "users", m1_users},
     {2, "messages", m2_messages},
+    {3, "media", m3_media},
+    {4, "attachments", m4_attachments},
 };
 
 const size_t pg_migrations_count = sizeof pg_migrations / sizeof pg_migrations[0];

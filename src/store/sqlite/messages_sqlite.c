@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "store/sqlite/messages_sqlite_int.h"
 
 #define CH_COLS "id, kind, name, topic, private, owner_id, dm_lo, dm_hi, created_at, last_seq"
@@ -77,6 +78,13 @@ static const char *const sql_text[MST_COUNT] = {
     [MST_MSG_DELETE] = "UPDATE messages SET body = '', attachments = NULL, deleted = 1, "
                        "edited_at = ?1 WHERE id = ?2 AND channel_id = ?3 AND deleted = 0 "
                        "AND (?4 = 0 OR author_id = ?4) RETURNING " MSG_COLS,
+    /* The key's rows (primary key prefix), each checked against the
+     * caller's membership (members' primary key) and the message's
+     * deleted flag (messages' primary key): three index lookups a row. */
+    [MST_ATT_VISIBLE] = "SELECT 1 FROM attachments a "
+                        "JOIN members b ON b.channel_id = a.channel_id AND b.user_id = ?2 "
+                        "JOIN messages m ON m.id = a.message_id "
+                        "WHERE a.media_key = ?1 AND m.deleted = 0 LIMIT 1",
 };
 
 /* ---- shared helpers ---- */
@@ -128,6 +136,15 @@ bool msq_fits(const char *s, size_t max) { return s && strnlen(s, max + 1) <= ma
 bool msq_slice_ok(str_t v, size_t max) {
   if (v.n > max || (!v.p && v.n)) return false;
   return v.n == 0 || !memchr(v.p, 0, v.n);
+}
+
+bool msq_keys_ok(const str_t *keys, size_t nkeys) {
+  if (nkeys > MSG_ATTACH_KEYS_MAX || (nkeys && !keys)) return false;
+  for (size_t i = 0; i < nkeys; i++)
+    if (keys[i].n == 0 || !msq_slice_ok(keys[i], MSG_ATTACH_KEY_MAX) ||
+        !utf8_valid((const uint8_t *)keys[i].p, keys[i].n))
+      return false;
+  return true;
 }
 
 /* Binds a string known to fit (checked by msq_fits). */
@@ -661,6 +678,7 @@ static const messages_store_ops_t messages_sqlite_ops = {
     .message_get = msq_message_get,
     .message_edit = msq_message_edit,
     .message_delete = msq_message_delete,
+    .attachment_visible = msq_attachment_visible,
     .stats = msq_stats,
     .healthy = healthy,
     .close = messages_close,

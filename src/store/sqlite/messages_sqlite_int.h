@@ -50,6 +50,7 @@ enum {
   MST_MSG_WHO,
   MST_MSG_EDIT,
   MST_MSG_DELETE,
+  MST_ATT_VISIBLE,
   MST_COUNT
 };
 
@@ -63,6 +64,7 @@ enum {
   WST_INSERT,
   WST_LAST_SEQ,
   WST_MAX_ID,
+  WST_ATTACH,
   WST_COUNT
 };
 
@@ -152,6 +154,9 @@ int msq_message_edit(messages_store_t *s, int64_t channel_id, int64_t id,
                      int64_t expected_author, str_t body, int64_t now_ms, msg_rec_t **out);
 int msq_message_delete(messages_store_t *s, int64_t channel_id, int64_t id,
                        int64_t expected_author, int64_t now_ms, msg_rec_t **out);
+int msq_attachment_visible(messages_store_t *s, const char *key, int64_t user_id);
+/* The keys of an append are valid (msg_append_t.keys): true or false. */
+bool msq_keys_ok(const str_t *keys, size_t nkeys);
 /* 0 if channel_id exists, -ENOENT, -EIO. Caller holds the db lock. */
 int msq_channel_exists(msq_t *m, int64_t channel_id, const char *op);
 

@@ -284,3 +284,25 @@ int msq_message_delete(messages_store_t *s, int64_t channel_id, int64_t id,
   msq_gate_unlock(&m->gate);
   return r;
 }
+
+int msq_attachment_visible(messages_store_t *s, const char *key, int64_t user_id) {
+  msq_t *m = msq_self(s);
+  if (!key || user_id <= 0) return -EINVAL;
+  str_t k = {key, strnlen(key, MSG_ATTACH_KEY_MAX + 1)};
+  if (!msq_keys_ok(&k, 1)) return -EINVAL;
+  sqlite_db_lock(m->db);
+  sqlite3_stmt *st = m->st[MST_ATT_VISIBLE];
+  int rc = sqlite3_bind_text(st, 1, k.p, (int)k.n, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, user_id);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  int r;
+  if (rc == SQLITE_ROW)
+    r = msq_ok(m, 1);
+  else if (rc == SQLITE_DONE)
+    r = msq_ok(m, 0);
+  else
+    r = msq_fail(m, m->conn, "attachment_visible", rc);
+  msq_idle(st);
+  sqlite_db_unlock(m->db);
+  return r;
+}

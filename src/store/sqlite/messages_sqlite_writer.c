@@ -25,10 +25,11 @@ struct msq_job {
   void *arg;
   int64_t channel_id, author_id;
   size_t body_n, att_n, nonce_n;
+  size_t nkeys, keys_n; /* media keys: count, and bytes with their NULs */
   bool has_att, has_nonce;
   int status;
   msg_ack_t ack;
-  char data[]; /* body, then attachments, then nonce */
+  char data[]; /* body, then attachments, then nonce, then each key + NUL */
 };
 
 static const char *const wsql_text[WST_COUNT] = {
@@ -42,6 +43,9 @@ static const char *const wsql_text[WST_COUNT] = {
                    "nonce, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [WST_LAST_SEQ] = "UPDATE channels SET last_seq = ? WHERE id = ?",
     [WST_MAX_ID] = "SELECT max(id) FROM messages",
+    /* OR IGNORE: a key listed twice is indexed once. */
+    [WST_ATTACH] = "INSERT OR IGNORE INTO attachments(media_key, channel_id, message_id) "
+                   "VALUES (?, ?, ?)",
 };
 
 static int64_t wall_ms(void) {
@@ -59,8 +63,11 @@ int msq_append(messages_store_t *s, const msg_append_t *msg, msg_append_cb cb, v
   bool has_att = msg->attachments.p != NULL, has_nonce = msg->nonce.p != NULL;
   if (has_att && !msq_slice_ok(msg->attachments, MSG_ATTACHMENTS_MAX)) return -EINVAL;
   if (has_nonce && (msg->nonce.n == 0 || msg->nonce.n > MSG_NONCE_MAX)) return -EINVAL;
+  if (!msq_keys_ok(msg->keys, msg->nkeys)) return -EINVAL;
   size_t att_n = has_att ? msg->attachments.n : 0, nonce_n = has_nonce ? msg->nonce.n : 0;
-  msq_job_t *j = malloc(sizeof *j + msg->body.n + att_n + nonce_n);
+  size_t keys_n = 0;
+  for (size_t i = 0; i < msg->nkeys; i++) keys_n += msg->keys[i].n + 1;
+  msq_job_t *j = malloc(sizeof *j + msg->body.n + att_n + nonce_n + keys_n);
   if (!j) return -ENOMEM;
   memset(j, 0, sizeof *j);
   j->cb = cb;
@@ -75,6 +82,14 @@ int msq_append(messages_store_t *s, const msg_append_t *msg, msg_append_cb cb, v
   if (msg->body.n) memcpy(j->data, msg->body.p, msg->body.n);
   if (att_n) memcpy(j->data + j->body_n, msg->attachments.p, att_n);
   if (nonce_n) memcpy(j->data + j->body_n + att_n, msg->nonce.p, nonce_n);
+  char *k = j->data + j->body_n + att_n + nonce_n;
+  for (size_t i = 0; i < msg->nkeys; i++) {
+    memcpy(k, msg->keys[i].p, msg->keys[i].n);
+    k[msg->keys[i].n] = '\0';
+    k += msg->keys[i].n + 1;
+  }
+  j->nkeys = msg->nkeys;
+  j->keys_n = keys_n;
 
   int r = 0;
   pthread_mutex_lock(&m->qmu);
@@ -231,6 +246,23 @@ static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
     return true;
   }
   msq_idle(st);
+  /* The index rows join the message's transaction. A failure here fails
+   * the whole batch (false): the message row is in already, and a message
+   * stored without its index would hide its attachments from members. */
+  const char *key = nonce + j->nonce_n;
+  for (size_t i = 0; i < j->nkeys; i++) {
+    size_t kn = strlen(key);
+    st = m->wst[WST_ATTACH];
+    rc = sqlite3_bind_text(st, 1, key, (int)kn, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, j->channel_id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, id);
+    rc = wrun(st, rc);
+    if (rc != SQLITE_DONE) {
+      msq_fail(m, m->wconn, "append attachments", rc);
+      return false;
+    }
+    key += kn + 1;
+  }
   c->last_seq = seq;
   j->ack = (msg_ack_t){.id = id, .seq = seq, .created_at = created_at, .duplicate = false};
   return true;

@@ -111,10 +111,54 @@ static const char m3_media[] =
     " created_at INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX media_owner ON media(owner_id, created_at);";
 
+/* 4: pending notifications and mutes (notifications service; contract in
+ * store/notifications_store.h, decisions in docs/notifications.md).
+ * WITHOUT ROWID keyed (user_id, id): a user's notifications are one
+ * contiguous b-tree range, which list, the cap trim ("older than the
+ * 100th newest") and mark-read all walk. notifications_expiry serves the
+ * global purge of expired rows. No foreign keys: the service may run
+ * beside a users table in another database, and a deleted user's rows
+ * expire within 7 days anyway. payload is the JSON object's text. */
+static const char m4_notifications[] =
+    "CREATE TABLE notifications("
+    " user_id INTEGER NOT NULL,"
+    " id INTEGER NOT NULL,"
+    " type TEXT NOT NULL,"
+    " payload TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (user_id, id)) WITHOUT ROWID;"
+    "CREATE INDEX notifications_expiry ON notifications(created_at);"
+    "CREATE TABLE notification_mutes("
+    " user_id INTEGER NOT NULL,"
+    " channel_id INTEGER NOT NULL,"
+    " PRIMARY KEY (user_id, channel_id)) WITHOUT ROWID;";
+
+/* 5: the attachments index (messages service; store/messages_store.h
+ * attachment_visible). One row per (media key, message) written by the
+ * group-commit writer in the transaction that inserts the message, so a
+ * committed message is always indexed. The key comes first in the primary
+ * key: the only question asked is "who may see this key", answered by
+ * joining members on (channel_id, user_id). channel_id repeats the
+ * message's so that join needs no messages lookup; the message's own row
+ * is still read for `deleted` (a soft-deleted message no longer grants
+ * access, without touching this table). The cascade from messages (which
+ * cascade from channels) removes the rows of a deleted channel;
+ * attachments_message serves it. media_key has no foreign key to media:
+ * another service's data, possibly in another database. */
+static const char m5_attachments[] =
+    "CREATE TABLE attachments("
+    " media_key TEXT NOT NULL,"
+    " channel_id INTEGER NOT NULL,"
+    " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+    " PRIMARY KEY (media_key, channel_id, message_id)) WITHOUT ROWID;"
+    "CREATE INDEX attachments_message ON attachments(message_id);";
+
 const sqlite_migration_t sqlite_migrations[] = {
     {1, "users", m1_users},
     {2, "messages", m2_messages},
     {3, "media", m3_media},
+    {4, "notifications", m4_notifications},
+    {5, "attachments", m5_attachments},
 };
 
 const size_t sqlite_migrations_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0];
