@@ -1189,8 +1189,9 @@ static void test_mentions(void **state) {
   int64_t seen[2];
   for (int i = 0; i < 2; i++) {
     json_t *n = event_on(&f, "message.sent", i);
-    assert_int_equal(json_object_size(n), 4);
+    assert_int_equal(json_object_size(n), 5);
     seen[i] = ival(n, "recipientId");
+    assert_int_equal(ival(n, "senderId"), alice);
     assert_string_equal(sval(n, "senderUsername"), "alice");
     assert_int_equal(ival(n, "conversationId"), ch);
     assert_string_equal(sval(n, "messageId"), sval(ack, "id"));

@@ -320,11 +320,28 @@ static void t_message_sent_types_mute_and_self(void **state) {
   assert_int_equal(listed(f, 5, NULL), 3);
   assert_int_equal(json_array_size(f->pushed), 3);
 
+  /* senderId = recipientId: nothing, in any conversation (the channel 3
+   * was unmuted first so only the sender rule can drop it); another
+   * senderId notifies; a malformed senderId is refused. */
+  json_decref(request(f, "notification.mute", "{\"userId\":5,\"channelId\":3,\"muted\":false}"));
+  set_lookup(f, "{\"channel\":{\"id\":3,\"kind\":\"channel\",\"name\":\"c\"}}");
+  const char *own = "{\"recipientId\":5,\"senderId\":5,\"senderUsername\":\"x\",\"conversationId\":3,\"messageId\":\"110\"}";
+  const char *bad = "{\"recipientId\":5,\"senderId\":\"z\",\"senderUsername\":\"x\",\"conversationId\":3,\"messageId\":\"111\"}";
+  const char *other = "{\"recipientId\":5,\"senderId\":7,\"senderUsername\":\"x\",\"conversationId\":3,\"messageId\":\"112\"}";
+  assert_int_equal(bus_publish(f->bus, "message.sent", NULL, own, strlen(own)), 0);
+  assert_int_equal(bus_publish(f->bus, "message.sent", NULL, bad, strlen(bad)), 0);
+  settle(f);
+  assert_int_equal(listed(f, 5, NULL), 3);
+  assert_int_equal(bus_publish(f->bus, "message.sent", NULL, other, strlen(other)), 0);
+  settle(f);
+  assert_int_equal(listed(f, 5, NULL), 4);
+  assert_int_equal(json_array_size(f->pushed), 4);
+
   /* The messages service answers an error: still notified, type "message". */
   set_lookup(f, "{\"error\":{\"code\":\"not_found\",\"message\":\"x\",\"status\":404}}");
   sent(f, 5, 10, "105");
   settle(f);
-  assert_int_equal(listed(f, 5, &l), 4);
+  assert_int_equal(listed(f, 5, &l), 5);
   assert_string_equal(type_at(l, 0), "message");
   json_decref(l);
   fx_free(f);

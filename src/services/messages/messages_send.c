@@ -223,7 +223,8 @@ void msg_send_attach_done(msg_job_t *j) {
 
 static void publish_sent(messages_service_t *s, int64_t recipient, msg_job_t *j) {
   buf_t b = BUF_INIT;
-  buf_printf(&b, "{\"recipientId\":%" PRId64 ",\"senderUsername\":\"", recipient);
+  buf_printf(&b, "{\"recipientId\":%" PRId64 ",\"senderId\":%" PRId64 ",\"senderUsername\":\"",
+             recipient, j->req.user_id);
   buf_append_json_escaped(&b, j->req.username, strlen(j->req.username));
   buf_printf(&b, "\",\"conversationId\":%" PRId64 ",\"messageId\":\"%" PRId64 "\"}",
              j->req.channel_id, j->ack.id);

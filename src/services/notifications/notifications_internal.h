@@ -38,6 +38,7 @@ typedef struct {
   notif_op_t op;
   int64_t user_id;       /* userId, or message.sent's recipientId */
   int64_t channel_id;    /* mute: channelId; message.sent: conversationId */
+  int64_t sender_id;     /* message.sent: senderId, 0 when absent */
   bool muted;
   bool all;              /* read without ids */
   size_t nids;

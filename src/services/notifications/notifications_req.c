@@ -97,6 +97,13 @@ static const char *parse_sent(json_t *o, notif_req_t *r) {
   if (!r->channel_id) return "conversationId must be a positive integer";
   int64_t mid = id_value(json_object_get(o, "messageId"));
   if (!mid) return "messageId must be a positive id";
+  /* Optional (producers before it existed): lets the service refuse to
+   * notify a sender of their own message whatever the conversation. */
+  const json_t *sid = json_object_get(o, "senderId");
+  if (sid) {
+    r->sender_id = int_field(o, "senderId");
+    if (!r->sender_id) return "senderId must be a positive integer";
+  }
   const json_t *s = json_object_get(o, "senderUsername");
   if (!json_is_string(s) || json_string_length(s) == 0 ||
       json_string_length(s) > NOTIF_SENDER_MAX)

@@ -10,8 +10,8 @@
  * conversation costs one request. If the messages service does not answer
  * (timeout, no responders, an error) the notification is still stored,
  * with type "message", and nothing is cached. A DM whose peer is the
- * recipient (a DM with oneself) never notifies: the sender would be
- * notifying themselves.
+ * recipient (a DM with oneself) never notifies, nor does an event whose
+ * senderId is its recipientId: nobody is notified of their own message.
  *
  * Resolved events go through a FIFO (at most max_queued_events; beyond,
  * dropped and counted) that the store takes from while the service is
@@ -248,6 +248,12 @@ void notif_sent_event(notif_sent_t *x, const void *data, size_t len) {
   if (err) {
     notif_svc_count(x->s, NOTIF_OP_SENT, "bad_request");
     log_warn(COMPONENT, "message.sent ignored: %s", err);
+    return;
+  }
+  if (r.sender_id == r.user_id) {
+    notif_svc_count(x->s, NOTIF_OP_SENT, "self");
+    log_debug(COMPONENT, "message.sent to its own sender %" PRId64 " ignored", r.user_id);
+    notif_req_free(&r);
     return;
   }
   ev_t *ev = malloc(sizeof *ev + r.payload_len);
