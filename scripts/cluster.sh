@@ -5,10 +5,13 @@
 #   - PostgreSQL 15 (initdb into the state directory), migrated with
 #     `storm migrate`,
 #   - Redis,
+#   - an S3-compatible server (scripts/s3rver.js, signatures checked) that
+#     holds the media objects: every gateway streams uploads into it and
+#     serves downloads from it, whichever gateway took the upload,
 #   - 3 gateway processes sharing one port (--reuseport; the kernel spreads
 #     connections over them), each on a different first NATS node,
-#   - 2 replicas of the users service, 2 of the messages service and 2 of
-#     the notifications service (its store is the Redis above).
+#   - 2 replicas of each other service: users, messages, media (metadata
+#     in PostgreSQL) and notifications (its store is the Redis above).
 #
 #   scripts/cluster.sh up      start everything; prints the gateway URL
 #   scripts/cluster.sh status  every process: alive? ready?
@@ -54,6 +57,12 @@ up() {
   pg=$(free_port); redis=$(free_port)
   start_pg "$DIR" "$pg" storm
   start_redis "$DIR" "$redis"
+  local s3 s3_secret
+  s3=$(free_port)
+  s3_secret=$(head -c 30 /dev/urandom | base64 | tr -d '\n/+=')
+  start_s3rver "$DIR" "$s3" storm-cluster "$s3_secret"
+  export MINIO_ENDPOINT="http://127.0.0.1:$s3" MINIO_ACCESS_KEY=storm-cluster \
+    MINIO_SECRET_KEY="$s3_secret" MINIO_BUCKET=storm-media
 
   local db="postgresql://postgres@127.0.0.1:$pg/storm"
   "$STORM_BIN" migrate --db "$db" >"$DIR/migrate.log" 2>&1 || {
@@ -73,6 +82,7 @@ up() {
     "gateway1 gateway $gw 0" "gateway2 gateway $gw 1" "gateway3 gateway $gw 2"
     "users1 users - 0" "users2 users - 1"
     "messages1 messages - 1" "messages2 messages - 2"
+    "media1 media - 2" "media2 media - 0"
     "notifications1 notifications - 0" "notifications2 notifications - 1"
   )
   for spec in "${specs[@]}"; do
@@ -105,6 +115,7 @@ export STORM_CLUSTER_NATS=nats://127.0.0.1:$n1,nats://127.0.0.1:$n2,nats://127.0
 export STORM_CLUSTER_NATS_PIDS="$DIR/nats1.pid $DIR/nats2.pid $DIR/nats3.pid"
 export STORM_CLUSTER_DB=$db
 export STORM_CLUSTER_REDIS=127.0.0.1:$redis
+export STORM_CLUSTER_S3=http://127.0.0.1:$s3
 export STORM_CLUSTER_DIR=$DIR
 EOF
   echo "cluster: up — gateways on http://127.0.0.1:$gw (state and logs in $DIR)"
@@ -142,6 +153,7 @@ down() {
   fi
   for n in nats1 nats2 nats3; do kill_pidfile "$DIR/$n.pid"; done
   kill_pidfile "$DIR/redis.pid"
+  kill_pidfile "$DIR/s3rver.pid"
   stop_pg "$DIR"
   rm -rf "$DIR"
   echo "cluster: down"

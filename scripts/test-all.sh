@@ -45,7 +45,7 @@ suite blackbox blackbox build/storm
 suite cluster-blackbox env STORM_TEST_TOPOLOGY=cluster STORM_BIN=build/storm node --test \
   test/blackbox/auth.test.js test/blackbox/messaging.test.js test/blackbox/messaging_badinput.test.js \
   test/blackbox/messaging_durability.test.js test/blackbox/broadcast.test.js test/blackbox/ws.test.js \
-  test/blackbox/notifications.test.js
+  test/blackbox/notifications.test.js test/blackbox/media_attachments.test.js
 suite k6-syntax scripts/check-k6.sh
 suite asan-build make -j2 BUILD=asan all unit-build
 suite asan-unit make -s BUILD=asan unit

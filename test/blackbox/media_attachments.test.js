@@ -13,8 +13,9 @@
  * for everyone, even where a message still names it (the message keeps
  * the key as text).
  *
- * Not in the cluster run (STORM_TEST_TOPOLOGY=cluster): the cluster has no
- * media service yet.
+ * Also in the cluster run (STORM_TEST_TOPOLOGY=cluster): objects in the
+ * cluster's S3 server, metadata and attachments in PostgreSQL, requests
+ * spread over 3 gateways and 2 media replicas.
  */
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');

@@ -76,9 +76,20 @@ test('auth rate limit: Redis unreachable → per-process limit, auth keeps worki
   assert.deepEqual(got, [401, 401, 401, 429], `statuses: ${got}`);
   const u = await newUser(srv.port, `rd${crypto.randomBytes(3).toString('hex')}`);
   assert.ok(u.token);
+  /* Presence and rate limits do not need Redis: what reports on it is
+   * only the notifications store, whose data lives there (issue 8: red
+   * while Redis is down). */
   const ready = await apiCall(srv.port, 'GET', '/readyz');
-  assert.equal(ready.status, 200, `readyz with Redis down: ${ready.status} ${show(ready.text)}`);
+  assert.equal(ready.status, 503, `readyz with Redis down: ${ready.status} ${show(ready.text)}`);
+  const checks = JSON.parse(ready.text).checks;
+  const down = Object.keys(checks).filter((k) => checks[k] !== 'ok');
+  assert.deepEqual(down, ['notifications_store'], show(ready.text));
   await srv.stop();
+  /* Without the notifications service, Redis down leaves the process ready. */
+  const gw = await startServer([...FAST, '--redis', dead, '--services', 'gateway,users,messages,media']);
+  const ready2 = await apiCall(gw.port, 'GET', '/readyz');
+  assert.equal(ready2.status, 200, `readyz with Redis down, no notifications: ${ready2.status} ${show(ready2.text)}`);
+  await gw.stop();
 });
 
 async function channelWith(port, owner, member) {

@@ -17,7 +17,7 @@
 
 #include "services/media/media_storage_s3.h"
 #include "services/media/s3_client.h"
-#include "services/media/s3_spool.h"
+#include "services/media/media_tmpfile.h"
 #include "services/media/s3_xml.h"
 
 #define TEST_PART MEDIA_S3_MIN_PART
@@ -362,7 +362,7 @@ int main(void) {
   randombytes_buf(r, sizeof r);
   snprintf(g_bucket, sizeof g_bucket, "storm-unit-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
   media_suite_backend = (media_suite_backend_t){
-      .open = s3_open, .exists = s3_exists, .flush = S3_SPOOL_FLUSH, .buf = S3_SPOOL_BUF};
+      .open = s3_open, .exists = s3_exists, .flush = MEDIA_TMPFILE_FLUSH, .buf = MEDIA_TMPFILE_BUF};
   const struct CMUnitTest tests[] = {
       MEDIA_STORAGE_SUITE_TESTS,
       cmocka_unit_test_setup_teardown(test_multipart_counts, suite_setup, suite_teardown),

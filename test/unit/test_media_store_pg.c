@@ -24,37 +24,10 @@
 #include <libpq-fe.h>
 
 #include "core/log.h"
+#include "pg_fixture.h"
 #include "media_store_suite.h"
 #include "store/pg/media_pg.h"
 #include "store/pg/pg_db.h"
-
-static const char *g_base; /* STORM_TEST_PG */
-static PGconn *g_admin;
-static int g_seq;
-
-static void admin_exec(PGconn *c, const char *sql) {
-  PGresult *r = PQexec(c, sql);
-  ExecStatusType s = PQresultStatus(r);
-  if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-    fail_msg("admin: %s: %s", sql, PQerrorMessage(c));
-  PQclear(r);
-}
-
-/* A fresh schema: its name in name, the URL selecting it in url. */
-static void new_schema(char *name, size_t nlen, char *url, size_t ulen) {
-  snprintf(name, nlen, "storm_tm_%d_%d", (int)getpid(), ++g_seq);
-  char sql[160];
-  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", name);
-  admin_exec(g_admin, sql);
-  snprintf(url, ulen, "%s%soptions=-csearch_path%%3D%s", g_base, strchr(g_base, '?') ? "&" : "?",
-           name);
-}
-
-static void drop_schema(const char *name) {
-  char sql[160];
-  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", name);
-  admin_exec(g_admin, sql);
-}
 
 /* ---- part 1: the suite ---- */
 
@@ -87,8 +60,7 @@ static void pg_destroy(media_store_t *s) {
 
 /* Runs sql in the current test schema, behind the store's back. */
 static void peek_exec(const char *sql) {
-  PGconn *c = PQconnectdb(cur.url);
-  if (PQstatus(c) != CONNECTION_OK) fail_msg("peek: %s", PQerrorMessage(c));
+  PGconn *c = peek(cur.url);
   admin_exec(c, sql);
   PQfinish(c);
 }
@@ -144,23 +116,8 @@ static void t_pg_errors(void **state) {
   pg_destroy(s);
 }
 
-static void quiet(void *arg, const char *msg) {}
-
 int main(void) {
-  g_base = getenv("STORM_TEST_PG");
-  if (!g_base || !*g_base) {
-    fprintf(stderr, "test_media_store_pg: STORM_TEST_PG is not set: it must name a PostgreSQL "
-                    "database (scripts/infra.sh start DIR writes it to DIR/env)\n");
-    return 1;
-  }
-  g_admin = PQconnectdb(g_base);
-  if (PQstatus(g_admin) != CONNECTION_OK) {
-    fprintf(stderr, "test_media_store_pg: cannot connect to STORM_TEST_PG: %s",
-            PQerrorMessage(g_admin));
-    PQfinish(g_admin);
-    return 1;
-  }
-  PQsetNoticeProcessor(g_admin, quiet, NULL);
+  if (pg_fixture_start("test_media_store_pg", "storm_tm") != 0) return 1;
   log_set_level(LOG_LEVEL_WARN);
   media_store_suite_use(pg_make, pg_destroy);
   const struct CMUnitTest tests[] = {
@@ -169,6 +126,6 @@ int main(void) {
       cmocka_unit_test(t_pg_errors),
   };
   int r = cmocka_run_group_tests_name("media_store_pg", tests, NULL, NULL);
-  PQfinish(g_admin);
+  pg_fixture_stop();
   return r;
 }

@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "core/log.h"
+#include "pg_fixture.h"
 #include "messages_store_suite.h"
 #include "store/messages_store.h"
 #include "store/pg/messages_pg.h"
@@ -43,73 +44,11 @@
 
 /* ==== PostgreSQL fixture helpers ==== */
 
-static const char *g_base; /* STORM_TEST_PG */
-static PGconn *g_admin;
-static int g_seq;
-
-static void admin_exec(PGconn *c, const char *sql) {
-  PGresult *r = PQexec(c, sql);
-  ExecStatusType s = PQresultStatus(r);
-  if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-    fail_msg("admin: %s: %s", sql, PQerrorMessage(c));
-  PQclear(r);
-}
-
-static int64_t admin_int(PGconn *c, const char *sql) {
-  PGresult *r = PQexec(c, sql);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
-    fail_msg("admin: %s: %s", sql, PQerrorMessage(c));
-  int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-  PQclear(r);
-  return v;
-}
-
-static void make_url(char *out, size_t len, const char *db, const char *schema, const char *app) {
-  char base[512];
-  snprintf(base, sizeof base, "%s", g_base);
-  char *q = strchr(base, '?');
-  char query[256] = "";
-  if (q) {
-    snprintf(query, sizeof query, "%s&", q + 1);
-    *q = '\0';
-  }
-  if (db) {
-    char *scheme = strstr(base, "://");
-    char *slash = strchr(scheme ? scheme + 3 : base, '/');
-    if (slash) *slash = '\0';
-    snprintf(out, len, "%s/%s?%soptions=-csearch_path%%3D%s&application_name=%s", base, db, query,
-             schema, app);
-  } else {
-    snprintf(out, len, "%s?%soptions=-csearch_path%%3D%s&application_name=%s", base, query, schema,
-             app);
-  }
-}
-
-static void new_schema(char *name, size_t nlen, char *url, size_t ulen) {
-  snprintf(name, nlen, "storm_m_%d_%d", (int)getpid(), ++g_seq);
-  char sql[160];
-  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", name);
-  admin_exec(g_admin, sql);
-  make_url(url, ulen, NULL, name, name);
-}
-
-static void drop_schema(const char *name) {
-  char sql[160];
-  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", name);
-  admin_exec(g_admin, sql);
-}
-
 static pg_db_t *open_db(const char *url, unsigned pool) {
   pg_db_t *db = NULL;
   char err[256];
   if (pg_db_open(url, pool, &db, err, sizeof err) != 0) fail_msg("pg_db_open: %s", err);
   return db;
-}
-
-static PGconn *peek(const char *url) {
-  PGconn *c = PQconnectdb(url);
-  if (PQstatus(c) != CONNECTION_OK) fail_msg("peek: %s", PQerrorMessage(c));
-  return c;
 }
 
 /* ==== part 1: the suite on PostgreSQL ==== */
@@ -775,23 +714,8 @@ static void t_pgm_unreachable_then_back(void **state) {
 
 #define FX_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
-static void quiet(void *arg, const char *message) {}
-
 int main(void) {
-  g_base = getenv("STORM_TEST_PG");
-  if (!g_base || !*g_base) {
-    fprintf(stderr, "test_messages_store_pg: STORM_TEST_PG is not set: it must name a PostgreSQL "
-                    "database (scripts/infra.sh start DIR writes it to DIR/env)\n");
-    return 1;
-  }
-  g_admin = PQconnectdb(g_base);
-  if (PQstatus(g_admin) != CONNECTION_OK) {
-    fprintf(stderr, "test_messages_store_pg: cannot connect to STORM_TEST_PG: %s",
-            PQerrorMessage(g_admin));
-    PQfinish(g_admin);
-    return 1;
-  }
-  PQsetNoticeProcessor(g_admin, quiet, NULL);
+  if (pg_fixture_start("test_messages_store_pg", "storm_m") != 0) return 1;
   log_set_level(LOG_LEVEL_WARN);
   messages_store_suite_use(pg_make, pg_destroy, pg_mkuser);
   const struct CMUnitTest tests[] = {
@@ -809,6 +733,6 @@ int main(void) {
       FX_TEST(t_pgm_unreachable_then_back),
   };
   int r = cmocka_run_group_tests_name("messages_store_pg", tests, NULL, NULL);
-  PQfinish(g_admin);
+  pg_fixture_stop();
   return r;
 }

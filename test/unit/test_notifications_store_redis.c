@@ -9,24 +9,11 @@
  * server killed and restarted (fail fast while down, serve again after),
  * a stopped server (the op in flight fails when the watchdog fires). Those
  * start their own redis-server on a free port. */
-#include <hiredis.h>
-#include <signal.h>
-#include <sys/wait.h>
-
 #include "core/log.h"
 #include "notifications_store_suite.h"
+#include "redis_server_fixture.h"
 #include "store/redis/notifications_redis.h"
 #include "store/redis/redis_client.h"
-
-static const char *shared_addr(void) {
-  const char *a = getenv("STORM_TEST_REDIS");
-  if (!a || !a[0]) {
-    fprintf(stderr, "STORM_TEST_REDIS is not set: start Redis with scripts/infra.sh start DIR "
-                    "and source DIR/env (scripts/test-all.sh does it)\n");
-    fail();
-  }
-  return a;
-}
 
 static int64_t read_clock(void *arg) { return *(int64_t *)arg; }
 
@@ -34,23 +21,6 @@ static struct {
   redis_client_t *rc;
   uv_loop_t *loop;
 } cur;
-
-static void on_timeout(uv_timer_t *t) { *(bool *)t->data = true; }
-
-/* Runs the loop until pred(arg) or ms elapse. The client's own timers are
- * unreferenced (they never keep a loop alive), so a referenced timer of
- * ours keeps uv_run from returning at once while we wait. */
-static bool run_until(uv_loop_t *loop, bool (*pred)(void *), void *arg, uint64_t ms) {
-  bool expired = false;
-  uv_timer_t t;
-  uv_timer_init(loop, &t);
-  t.data = &expired;
-  uv_timer_start(&t, on_timeout, ms, 0);
-  while (!pred(arg) && !expired) uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return pred(arg);
-}
 
 static bool is_ready(void *arg) { return redis_client_ready(arg); }
 static bool is_down(void *arg) { return !redis_client_ready(arg); }
@@ -74,7 +44,7 @@ static const char *private_addr;
 
 static notif_store_t *redis_make(uv_loop_t *loop, int64_t *clock) {
   return private_addr ? open_store(loop, private_addr, clock, 300)
-                      : open_store(loop, shared_addr(), clock, 0);
+                      : open_store(loop, redis_test_addr(), clock, 0);
 }
 
 static void redis_destroy(notif_store_t *s) {
@@ -96,64 +66,13 @@ static redisContext *sync_client(const char *addr) {
   return c;
 }
 
-typedef struct {
-  pid_t pid;
-  int port;
-  char addr[32];
-} server_t;
-
-static int free_port(void) {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  uv_tcp_t t;
-  uv_tcp_init(&loop, &t);
-  struct sockaddr_in sa;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  assert_int_equal(uv_tcp_bind(&t, (struct sockaddr *)&sa, 0), 0);
-  int len = sizeof sa;
-  uv_tcp_getsockname(&t, (struct sockaddr *)&sa, &len);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  return ntohs(sa.sin_port);
-}
-
-static void server_start(server_t *s, int port) {
-  s->port = port ? port : free_port();
-  snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
-  char portstr[16];
-  snprintf(portstr, sizeof portstr, "%d", s->port);
-  s->pid = fork();
-  assert_true(s->pid >= 0);
-  if (s->pid == 0) {
-    int devnull = open("/dev/null", 1);
-    if (devnull >= 0) dup2(devnull, 1);
-    execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no", "--dir", "/tmp", (char *)NULL);
-    _exit(127);
-  }
-  for (int i = 0; i < 300; i++) {
-    redisContext *c = redisConnect("127.0.0.1", s->port);
-    bool ok = c && !c->err;
-    redisFree(c);
-    if (ok) return;
-    usleep(10000);
-  }
-  fail_msg("redis-server did not start on port %d", s->port);
-}
-
-static void server_kill(server_t *s) {
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, NULL, 0);
-}
-
 /* ==== part 2 ==== */
 
 static void t_key_layout_and_ttl(void **state) {
   nctx_t *c = NC(state);
   assert_int_equal(n_add(c, c->uid, 42), 0);
   n_mute(c, c->uid, 9, true);
-  redisContext *rc = sync_client(shared_addr());
+  redisContext *rc = sync_client(redis_test_addr());
   char key[64];
   snprintf(key, sizeof key, "storm:notif:{%lld}", (long long)c->uid);
   redisReply *r = redisCommand(rc, "PTTL %s", key);
@@ -181,7 +100,7 @@ static void t_key_layout_and_ttl(void **state) {
 static void t_malformed_elements_skipped(void **state) {
   nctx_t *c = NC(state);
   assert_int_equal(n_add(c, c->uid, 1), 0);
-  redisContext *rc = sync_client(shared_addr());
+  redisContext *rc = sync_client(redis_test_addr());
   const char *junk[] = {"garbage", "12:", "x:1:dm:{}", "3:4::{}", "5:6:dm", "0:1:dm:{}"};
   for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
     freeReplyObject(redisCommand(rc, "LPUSH storm:notif:{%lld} %s", (long long)c->uid, junk[i]));
@@ -196,10 +115,10 @@ static void t_malformed_elements_skipped(void **state) {
   assert_int_equal(r.ids[1], 1);
 }
 
-static server_t priv;
+static redis_server_t priv;
 
 static int private_setup(void **state) {
-  server_start(&priv, 0);
+  redis_server_start(&priv, 0, NULL);
   private_addr = priv.addr;
   int rc = nsuite_setup(state);
   private_addr = NULL;
@@ -208,7 +127,7 @@ static int private_setup(void **state) {
 
 static int private_teardown(void **state) {
   int rc = nsuite_teardown(state);
-  if (priv.pid > 0) server_kill(&priv);
+  if (priv.pid > 0) redis_server_kill(&priv);
   priv.pid = 0;
   return rc;
 }
@@ -217,7 +136,7 @@ static void t_killed_and_restarted(void **state) {
   nctx_t *c = NC(state);
   assert_int_equal(n_add(c, c->uid, 1), 0);
   log_set_level(LOG_LEVEL_ERROR + 1);
-  server_kill(&priv);
+  redis_server_kill(&priv);
   assert_true(run_until(&c->loop, is_down, cur.rc, 3000));
   assert_false(c->s->ops->ready(c->s));
   /* Down: fail fast, no callback. */
@@ -232,7 +151,7 @@ static void t_killed_and_restarted(void **state) {
   uv_run(&c->loop, UV_RUN_NOWAIT);
   assert_int_equal(r.calls, 0);
   /* Back on the same port: the client reconnects by itself. */
-  server_start(&priv, priv.port);
+  redis_server_start(&priv, priv.port, NULL);
   assert_true(run_until(&c->loop, is_ready, cur.rc, 8000));
   log_set_level(LOG_LEVEL_WARN);
   assert_true(c->s->ops->ready(c->s));

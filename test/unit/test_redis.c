@@ -21,35 +21,11 @@
 #include <uv.h>
 
 #include "core/log.h"
+#include "redis_server_fixture.h"
 #include "store/redis/redis_client.h"
 #include "store/redis/redis_shared.h"
 
 /* ---- helpers ---- */
-
-static const char *shared_addr(void) {
-  const char *a = getenv("STORM_TEST_REDIS");
-  if (!a || !a[0]) {
-    fprintf(stderr, "STORM_TEST_REDIS is not set: start Redis with scripts/infra.sh start DIR "
-                    "and source DIR/env (scripts/test-all.sh does it)\n");
-    fail();
-  }
-  return a;
-}
-
-static void on_timeout(uv_timer_t *t) { *(bool *)t->data = true; }
-
-/* Runs the loop until pred(arg) or ms elapse; returns pred's last value. */
-static bool run_until(uv_loop_t *loop, bool (*pred)(void *), void *arg, uint64_t ms) {
-  bool expired = false;
-  uv_timer_t t;
-  uv_timer_init(loop, &t);
-  t.data = &expired;
-  uv_timer_start(&t, on_timeout, ms, 0);
-  while (!pred(arg) && !expired) uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return pred(arg);
-}
 
 static bool flag_set(void *arg) { return *(int *)arg != 0; }
 static bool is_ready(void *arg) { return redis_client_ready(arg); }
@@ -102,63 +78,6 @@ static void command(redis_client_t *rc, reply_t *out, int argc, const char **arg
   assert_int_equal(out->calls, 0); /* never from inside the call */
 }
 
-/* A private redis-server on a free port, for tests that hurt it. */
-typedef struct {
-  pid_t pid;
-  int port;
-  char addr[32];
-} server_t;
-
-static int free_port(void) {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  uv_tcp_t t;
-  uv_tcp_init(&loop, &t);
-  struct sockaddr_in sa;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  assert_int_equal(uv_tcp_bind(&t, (struct sockaddr *)&sa, 0), 0);
-  int len = sizeof sa;
-  uv_tcp_getsockname(&t, (struct sockaddr *)&sa, &len);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  return ntohs(sa.sin_port);
-}
-
-static void server_start(server_t *s, int port, const char *password) {
-  s->port = port ? port : free_port();
-  snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
-  char portstr[16];
-  snprintf(portstr, sizeof portstr, "%d", s->port);
-  s->pid = fork();
-  assert_true(s->pid >= 0);
-  if (s->pid == 0) {
-    int devnull = open("/dev/null", 1);
-    if (devnull >= 0) dup2(devnull, 1);
-    if (password)
-      execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", "/tmp", "--requirepass", password, (char *)NULL);
-    else
-      execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", "/tmp", (char *)NULL);
-    _exit(127);
-  }
-  /* Ready when it accepts a connection. */
-  for (int i = 0; i < 200; i++) {
-    redisContext *c = redisConnect("127.0.0.1", s->port);
-    bool ok = c && !c->err;
-    redisFree(c);
-    if (ok) return;
-    usleep(10000);
-  }
-  fail_msg("redis-server did not start on port %d", s->port);
-}
-
-static void server_kill(server_t *s) {
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, NULL, 0);
-}
-
 /* ---- client ---- */
 
 static void test_bad_address(void **state) {
@@ -180,7 +99,7 @@ static void test_command_roundtrip(void **state) {
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  redis_client_t *rc = open_client(&loop, shared_addr(), NULL, 0);
+  redis_client_t *rc = open_client(&loop, redis_test_addr(), NULL, 0);
   assert_true(run_until(&loop, is_ready, rc, 3000));
   assert_int_equal(redis_client_connects(rc), 1);
   reply_t r;
@@ -223,8 +142,8 @@ static void test_down_fails_fast(void **state) {
  * down, fails fast, and comes back by itself when the server returns. */
 static void test_reconnects_after_kill(void **state) {
   (void)state;
-  server_t s;
-  server_start(&s, 0, NULL);
+  redis_server_t s;
+  redis_server_start(&s, 0, NULL);
   uv_loop_t loop;
   uv_loop_init(&loop);
   redis_client_t *rc = open_client(&loop, s.addr, NULL, 0);
@@ -233,20 +152,20 @@ static void test_reconnects_after_kill(void **state) {
   const char *block[] = {"BLPOP", "storm:test:never", "10"};
   command(rc, &r, 3, block);
   uv_run(&loop, UV_RUN_NOWAIT); /* flush it out */
-  server_kill(&s);
+  redis_server_kill(&s);
   assert_true(run_until(&loop, reply_in, &r, 3000));
   assert_true(r.null_reply);
   assert_true(run_until(&loop, is_down, rc, 1000));
   const char *ping[] = {"PING"};
   assert_int_equal(redis_client_command(rc, on_reply, &r, 1, ping, NULL), -ENOTCONN);
-  server_start(&s, s.port, NULL);
+  redis_server_start(&s, s.port, NULL);
   assert_true(run_until(&loop, is_ready, rc, 8000));
   assert_int_equal(redis_client_connects(rc), 2);
   command(rc, &r, 1, ping);
   assert_true(run_until(&loop, reply_in, &r, 3000));
   assert_string_equal(r.str, "PONG");
   close_client(&loop, rc);
-  server_kill(&s);
+  redis_server_kill(&s);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -254,8 +173,8 @@ static void test_reconnects_after_kill(void **state) {
  * watchdog fails the command after the timeout instead of hanging. */
 static void test_watchdog_fails_stuck_command(void **state) {
   (void)state;
-  server_t s;
-  server_start(&s, 0, NULL);
+  redis_server_t s;
+  redis_server_start(&s, 0, NULL);
   uv_loop_t loop;
   uv_loop_init(&loop);
   redis_client_t *rc = open_client(&loop, s.addr, NULL, 300);
@@ -272,14 +191,14 @@ static void test_watchdog_fails_stuck_command(void **state) {
   kill(s.pid, SIGCONT);
   assert_true(run_until(&loop, is_ready, rc, 8000));
   close_client(&loop, rc);
-  server_kill(&s);
+  redis_server_kill(&s);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void test_auth(void **state) {
   (void)state;
-  server_t s;
-  server_start(&s, 0, "s3cret-for-test");
+  redis_server_t s;
+  redis_server_start(&s, 0, "s3cret-for-test");
   uv_loop_t loop;
   uv_loop_init(&loop);
   redis_client_t *good = open_client(&loop, s.addr, "s3cret-for-test", 0);
@@ -302,7 +221,7 @@ static void test_auth(void **state) {
   close_client(&loop, good);
   close_client(&loop, wrong);
   close_client(&loop, none);
-  server_kill(&s);
+  redis_server_kill(&s);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -310,7 +229,7 @@ static void test_close_fails_pending(void **state) {
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  redis_client_t *rc = open_client(&loop, shared_addr(), NULL, 0);
+  redis_client_t *rc = open_client(&loop, redis_test_addr(), NULL, 0);
   assert_true(run_until(&loop, is_ready, rc, 3000));
   reply_t r;
   const char *block[] = {"BLPOP", "storm:test:never-pushed", "5"};
@@ -355,7 +274,7 @@ static void test_presence_across_instances(void **state) {
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  redis_client_t *rc = open_client(&loop, shared_addr(), NULL, 0);
+  redis_client_t *rc = open_client(&loop, redis_test_addr(), NULL, 0);
   assert_true(run_until(&loop, is_ready, rc, 3000));
   char a[32], b[32], dead[32];
   long tag = (long)getpid() * 1000 + (long)(time(NULL) % 1000);
@@ -412,8 +331,8 @@ static void test_ratelimit_bucket(void **state) {
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  redis_client_t *rc = open_client(&loop, shared_addr(), NULL, 0);
-  redis_client_t *other = open_client(&loop, shared_addr(), NULL, 0); /* another gateway */
+  redis_client_t *rc = open_client(&loop, redis_test_addr(), NULL, 0);
+  redis_client_t *other = open_client(&loop, redis_test_addr(), NULL, 0); /* another gateway */
   assert_true(run_until(&loop, is_ready, rc, 3000));
   assert_true(run_until(&loop, is_ready, other, 3000));
   char key[48], key2[64];

@@ -24,10 +24,11 @@
 #include <uv.h>
 
 #include "services/media/media_storage.h"
+#include "services/media/media_tmpfile.h"
 
 /* Staging buffer size and the fill at which it is handed to the pool. */
-#define MEDIA_LOCAL_BUF (128 * 1024)
-#define MEDIA_LOCAL_FLUSH (MEDIA_LOCAL_BUF - MEDIA_STORAGE_SLACK)
+#define MEDIA_LOCAL_BUF MEDIA_TMPFILE_BUF
+#define MEDIA_LOCAL_FLUSH MEDIA_TMPFILE_FLUSH
 
 /* Opens (creating) the backend rooted at dir. Returns 0 and *out, or
  * -EINVAL (empty or over-long dir), -ENOMEM, or the -errno of mkdir. */

@@ -9,7 +9,6 @@
  */
 #include "services/media/media_storage_s3.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,15 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "services/media/s3_spool.h"
+#include "services/media/media_tmpfile.h"
 #include "services/media/s3_xml.h"
 
-#define STALE_TEMP_S (24 * 3600)
 #define PROBE_TIMEOUT_MS 3000
 #define KEY_PREFIX "media/"
 #define KEY_MAX (sizeof KEY_PREFIX + MEDIA_OBJECT_ID_LEN)
@@ -53,19 +50,6 @@ typedef struct {
   uv_cond_t cond;
 } s3_t;
 
-struct media_writer {
-  s3_t *st;
-  char id[MEDIA_OBJECT_ID_LEN + 1];
-  s3_spool_t *sp;
-  bool committing;
-  media_storage_cb done;
-  void *done_arg;
-  uv_work_t work;
-  uv_file fd;
-  uint64_t size;
-  int rc;
-};
-
 struct media_reader {
   s3_t *st;
   char key[KEY_MAX];
@@ -84,10 +68,6 @@ struct media_reader {
 
 static void make_key(const char *id, char out[KEY_MAX]) {
   snprintf(out, KEY_MAX, KEY_PREFIX "%s", id);
-}
-
-static void tmp_path(const s3_t *st, const char *id, char *out, size_t n) {
-  snprintf(out, n, "%s/tmp/%s.part", st->dir, id);
 }
 
 /* ---- readiness ---- */
@@ -112,9 +92,15 @@ static int probe_once(s3_t *st, char *msg, size_t n, bool *created) {
                              NULL, NULL, 0, NULL, res);
   if (rc == -ENOENT) {
     rc = s3_client_request(st->probe_cli, "PUT", NULL, NULL, NULL, NULL, NULL, 0, NULL, res);
-    /* Another process may have created it in between. */
-    if (rc < 0 && !strcmp(res->code, "BucketAlreadyOwnedByYou")) rc = 0;
     if (rc == 0) *created = true;
+    /* Another process (a replica starting at the same time) may have
+     * created it in between: AWS says BucketAlreadyOwnedByYou, MinIO and
+     * s3rver BucketAlreadyExists, which on AWS also means "someone else's
+     * bucket". Listing again tells the two apart: ours lists. */
+    if (rc < 0 && (!strcmp(res->code, "BucketAlreadyOwnedByYou") ||
+                   !strcmp(res->code, "BucketAlreadyExists")))
+      rc = s3_client_request(st->probe_cli, "GET", NULL, "max-keys=1&prefix=media%2F", NULL,
+                             NULL, NULL, 0, NULL, res);
   }
   s3_result_describe(res, why, sizeof why);
   if (rc == 0)
@@ -183,31 +169,7 @@ static void probe_thread(void *arg) {
   }
 }
 
-/* ---- writers ---- */
-
-static int s3_writer_open(media_storage_t *s, const char *id, media_storage_cb on_ready, void *arg,
-                          media_writer_t **out) {
-  s3_t *st = (s3_t *)s;
-  if (!media_object_id_valid(id) || !on_ready) return -EINVAL;
-  media_writer_t *w = calloc(1, sizeof *w);
-  if (!w) return -ENOMEM;
-  w->st = st;
-  memcpy(w->id, id, sizeof w->id);
-  char p[PATH_MAX];
-  tmp_path(st, id, p, sizeof p);
-  int rc = s3_spool_open(st->loop, p, on_ready, arg, &w->sp);
-  if (rc < 0) {
-    free(w);
-    return rc;
-  }
-  *out = w;
-  return 0;
-}
-
-static int s3_write(media_writer_t *w, const void *data, size_t len) {
-  if (w->committing) return -EINVAL;
-  return s3_spool_write(w->sp, data, len);
-}
+/* ---- writers (staged by media_tmpfile) ---- */
 
 /* Part size for an object of size bytes: the configured one, grown in
  * MiB steps when the object would need more than S3's 10,000 parts. */
@@ -296,67 +258,31 @@ static int upload_multipart(s3_t *st, const char *id, int fd, uint64_t size, s3_
   return rc;
 }
 
-static void commit_work(uv_work_t *wk) {
-  media_writer_t *w = wk->data;
+/* On the pool, once the whole upload is in the temporary file (which
+ * media_tmpfile removes after this, before done runs). */
+static int s3_publish(void *backend, media_tmpfile_job_t *job) {
+  s3_t *st = backend;
   s3_result_t *res = malloc(sizeof *res);
-  if (!res) {
-    w->rc = -ENOMEM;
-    return;
-  }
-  if (w->size <= w->st->part_size) {
+  if (!res) return -ENOMEM;
+  int rc;
+  if (job->size <= st->part_size) {
     char key[KEY_MAX];
-    make_key(w->id, key);
-    s3_body_t b = {NULL, w->fd, 0, w->size};
-    w->rc = s3_client_request(w->st->cli, "PUT", key, NULL, NULL, &b, NULL, 0, NULL, res);
-    if (w->rc < 0) log_failure("PutObject", w->id, res, w->rc);
-    else atomic_fetch_add(&w->st->n_puts, 1);
+    make_key(job->id, key);
+    s3_body_t b = {NULL, job->fd, 0, job->size};
+    rc = s3_client_request(st->cli, "PUT", key, NULL, NULL, &b, NULL, 0, NULL, res);
+    if (rc < 0) log_failure("PutObject", job->id, res, rc);
+    else atomic_fetch_add(&st->n_puts, 1);
   } else {
-    w->rc = upload_multipart(w->st, w->id, w->fd, w->size, res);
+    rc = upload_multipart(st, job->id, job->fd, job->size, res);
   }
   free(res);
+  return rc;
 }
 
-static void commit_after(uv_work_t *wk, int status) {
-  media_writer_t *w = wk->data;
-  int rc = status < 0 ? status : w->rc;
-  media_storage_cb done = w->done;
-  void *arg = w->done_arg;
-  s3_spool_discard(w->sp); /* the temporary file goes before done runs */
-  free(w);
-  done(rc, arg);
-}
-
-static void on_spooled(int status, void *arg) {
-  media_writer_t *w = arg;
-  int rc = status;
-  if (rc == 0) {
-    w->fd = s3_spool_fd(w->sp);
-    w->size = s3_spool_size(w->sp);
-    w->work.data = w;
-    rc = uv_queue_work(w->st->loop, &w->work, commit_work, commit_after);
-    if (rc == 0) return;
-  }
-  media_storage_cb done = w->done;
-  void *darg = w->done_arg;
-  s3_spool_discard(w->sp);
-  free(w);
-  done(rc, darg);
-}
-
-static int s3_commit(media_writer_t *w, media_storage_cb done, void *arg) {
-  if (w->committing || !done) return -EINVAL;
-  w->done = done;
-  w->done_arg = arg;
-  int rc = s3_spool_finish(w->sp, on_spooled, w);
-  if (rc < 0) return rc;
-  w->committing = true;
-  return 0;
-}
-
-static void s3_abort(media_writer_t *w) {
-  if (!w) return;
-  s3_spool_discard(w->sp);
-  free(w);
+static int s3_writer_open(media_storage_t *s, const char *id, media_storage_cb on_ready, void *arg,
+                          media_writer_t **out) {
+  s3_t *st = (s3_t *)s;
+  return media_tmpfile_open(st->loop, st->dir, id, s3_publish, st, on_ready, arg, out);
 }
 
 /* ---- readers ---- */
@@ -473,14 +399,23 @@ static void s3_reader_close(media_reader_t *r) {
 
 /* ---- blocking operations ---- */
 
-static int64_t s3_size(media_storage_t *s, const char *id) {
-  s3_t *st = (s3_t *)s;
+/* The start of size and remove: checks id, names its key, allocates *res
+ * (the caller frees it) and sends a HEAD. -EINVAL or -ENOMEM leave *res
+ * NULL; otherwise the HEAD's result. */
+static int head_object(s3_t *st, const char *id, char key[KEY_MAX], s3_result_t **res) {
+  *res = NULL;
   if (!media_object_id_valid(id)) return -EINVAL;
-  char key[KEY_MAX];
   make_key(id, key);
-  s3_result_t *res = malloc(sizeof *res);
-  if (!res) return -ENOMEM;
-  int rc = s3_client_request(st->cli, "HEAD", key, NULL, NULL, NULL, NULL, 0, NULL, res);
+  *res = malloc(sizeof **res);
+  if (!*res) return -ENOMEM;
+  return s3_client_request(st->cli, "HEAD", key, NULL, NULL, NULL, NULL, 0, NULL, *res);
+}
+
+static int64_t s3_size(media_storage_t *s, const char *id) {
+  char key[KEY_MAX];
+  s3_result_t *res;
+  int rc = head_object((s3_t *)s, id, key, &res);
+  if (!res) return rc;
   int64_t out = rc < 0 ? rc : res->content_length >= 0 ? res->content_length : -EIO;
   if (rc < 0 && rc != -ENOENT) log_failure("HeadObject", id, res, rc);
   free(res);
@@ -491,12 +426,10 @@ static int64_t s3_size(media_storage_t *s, const char *id) {
  * promises -ENOENT for a missing object, hence the HEAD first. */
 static int s3_remove(media_storage_t *s, const char *id) {
   s3_t *st = (s3_t *)s;
-  if (!media_object_id_valid(id)) return -EINVAL;
   char key[KEY_MAX];
-  make_key(id, key);
-  s3_result_t *res = malloc(sizeof *res);
-  if (!res) return -ENOMEM;
-  int rc = s3_client_request(st->cli, "HEAD", key, NULL, NULL, NULL, NULL, 0, NULL, res);
+  s3_result_t *res;
+  int rc = head_object(st, id, key, &res);
+  if (!res) return rc;
   if (rc == 0) {
     rc = s3_client_request(st->cli, "DELETE", key, NULL, NULL, NULL, NULL, 0, NULL, res);
     if (rc < 0) log_failure("DeleteObject", id, res, rc);
@@ -542,9 +475,9 @@ static void s3_close(media_storage_t *s) {
 static const media_storage_ops_t s3_ops = {
     .kind = "s3",
     .writer_open = s3_writer_open,
-    .write = s3_write,
-    .commit = s3_commit,
-    .abort = s3_abort,
+    .write = media_tmpfile_write,
+    .commit = media_tmpfile_commit,
+    .abort = media_tmpfile_abort,
     .reader_open = s3_reader_open,
     .read = s3_read,
     .reader_close = s3_reader_close,
@@ -553,26 +486,6 @@ static const media_storage_ops_t s3_ops = {
     .put = s3_put,
     .close = s3_close,
 };
-
-/* Removes crash leftovers: .part files a day old (younger ones may belong
- * to another process sharing the directory). */
-static void sweep_stale(const s3_t *st) {
-  char p[PATH_MAX];
-  snprintf(p, sizeof p, "%s/tmp", st->dir);
-  DIR *d = opendir(p);
-  if (!d) return;
-  time_t now = time(NULL);
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    size_t n = strlen(e->d_name);
-    if (n < 5 || strcmp(e->d_name + n - 5, ".part") != 0) continue;
-    struct stat sb;
-    if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
-        now - sb.st_mtime > STALE_TEMP_S && unlinkat(dirfd(d), e->d_name, 0) == 0)
-      log_info("media", "removed stale temporary file %s/%s", p, e->d_name);
-  }
-  closedir(d);
-}
 
 static int mkdir1(const char *path) {
   if (mkdir(path, 0700) == 0 || errno == EEXIST) return 0;
@@ -640,7 +553,7 @@ int media_storage_s3_open(uv_loop_t *loop, const media_s3_opts_t *o, media_stora
     free(st);
     return -ENOMEM;
   }
-  sweep_stale(st);
+  media_tmpfile_sweep(o->dir, MEDIA_TMPFILE_STALE_S);
   if (st->interval_ms) {
     rc = uv_thread_create(&st->thread, probe_thread, st);
     if (rc < 0) {

@@ -9,8 +9,8 @@
  *
  * Writes: S3 needs each part's length up front and an upload's length is
  * unknown until its body ends, so a writer spools to a temporary file
- * (<dir>/tmp/<id>.part, s3_spool.h: two 128 KiB buffers, backpressure as
- * the local backend). commit sends the file from the pool: one PUT when it
+ * (<dir>/tmp/<id>.part, media_tmpfile.h: two 128 KiB buffers, backpressure
+ * as the local backend). commit sends the file from the pool: one PUT when it
  * fits in a part, else CreateMultipartUpload, UploadPart for each part
  * (streamed from the file by curl's read callback, never held whole),
  * CompleteMultipartUpload; AbortMultipartUpload after any failure. The

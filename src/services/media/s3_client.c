@@ -245,7 +245,9 @@ typedef struct {
   int read_err;
   void *sink;
   size_t sink_cap, sink_len;
+  int64_t want_start; /* the range's first byte, -1 without a range */
   bool overflow;
+  bool cut;           /* sink filled from the range's start: the rest dropped */
   s3_result_t *res;
 } xfer_t;
 
@@ -288,8 +290,18 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
   curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
   if (x->sink && status >= 200 && status < 300) {
     if (len > x->sink_cap - x->sink_len) {
-      x->overflow = true;
-      return 0; /* aborts the transfer: more than the caller asked for */
+      /* More than asked for. Starting where we asked, the bytes we wanted
+       * are the first ones: keep them and stop the transfer. */
+      int64_t start = status == 206 ? x->res->range_start : 0;
+      if (x->want_start >= 0 && start == x->want_start) {
+        size_t k = x->sink_cap - x->sink_len;
+        memcpy((char *)x->sink + x->sink_len, data, k);
+        x->sink_len += k;
+        x->cut = true;
+      } else {
+        x->overflow = true;
+      }
+      return 0; /* aborts the transfer */
     }
     memcpy((char *)x->sink + x->sink_len, data, len);
     x->sink_len += len;
@@ -319,6 +331,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg) {
     r->etag[0] = '\0';
     r->content_length = -1;
     r->total_size = -1;
+    r->range_start = -1;
   } else if (strncasecmp(line, "etag:", 5) == 0) {
     const char *v = line + 5;
     while (*v == ' ' || *v == '\t') v++;
@@ -330,6 +343,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg) {
     long long v = strtoll(line + 15, &end, 10);
     if (end != line + 15 && v >= 0) r->content_length = v;
   } else if (strncasecmp(line, "content-range:", 14) == 0) {
+    const char *b = strstr(line + 14, "bytes ");
+    if (b && b[6] >= '0' && b[6] <= '9') r->range_start = strtoll(b + 6, NULL, 10);
     const char *slash = strrchr(line, '/');
     if (slash && slash[1] >= '0' && slash[1] <= '9') {
       char *end;
@@ -379,6 +394,7 @@ int s3_client_request(s3_client_t *c, const char *method, const char *key, const
   res->body_len = 0;
   res->content_length = -1;
   res->total_size = -1;
+  res->range_start = -1;
   if (sink_len) *sink_len = 0;
   if (!c || !method || (key && !key_valid(key)) || (query && !query_valid(query)) ||
       (body && body->fd < 0 && !body->data && body->len) || (sink && !sink_len))
@@ -402,7 +418,11 @@ int s3_client_request(s3_client_t *c, const char *method, const char *key, const
   CURL *h = handle_take(c);
   if (!h) return -ENOMEM;
   struct curl_slist *hdrs = NULL, *t;
-  xfer_t x = {.h = h, .body = body, .sink = sink, .sink_cap = sink_cap, .res = res};
+  xfer_t x = {.h = h, .body = body, .sink = sink, .sink_cap = sink_cap, .res = res,
+              .want_start = -1};
+  if (range_hdr && strncmp(range_hdr, "bytes=", 6) == 0 && range_hdr[6] >= '0' &&
+      range_hdr[6] <= '9')
+    x.want_start = strtoll(range_hdr + 6, NULL, 10);
   char errbuf[CURL_ERROR_SIZE] = "";
   rc = 0;
   if (!(t = curl_slist_append(hdrs, hdr_hash))) rc = -ENOMEM;
@@ -468,6 +488,8 @@ int s3_client_request(s3_client_t *c, const char *method, const char *key, const
     rc = x.read_err;
   } else if (x.overflow) {
     rc = -EOVERFLOW;
+  } else if (x.cut) {
+    rc = 0; /* cc is CURLE_WRITE_ERROR: we stopped it, with what we wanted */
   } else if (cc != CURLE_OK) {
     rc = curl_errno(cc);
     snprintf(res->message, sizeof res->message, "%.159s", errbuf[0] ? errbuf : curl_easy_strerror(cc));

@@ -75,6 +75,7 @@ typedef struct {
   char etag[80];             /* ETag response header, quotes kept */
   int64_t content_length;    /* Content-Length response header, -1 if none */
   int64_t total_size;        /* the "/total" of Content-Range, -1 if none */
+  int64_t range_start;       /* the first byte of Content-Range, -1 if none */
   /* Response body when no sink buffer was given (XML answers), cut at
    * S3_SMALL_BODY_MAX bytes. */
   char body[16384];
@@ -88,7 +89,10 @@ typedef struct {
  * "" addresses the bucket itself; query NULL or canonical (see above);
  * range_hdr NULL or "bytes=a-b"; body may be NULL (no payload). A 2xx
  * body goes to sink (sink_cap bytes at most; *sink_len gets the count;
- * more than sink_cap is -EOVERFLOW) when sink is given, otherwise to
+ * more than sink_cap is -EOVERFLOW, except that an answer starting at the
+ * range's first byte but running past its end — s3rver answers
+ * "bytes=0-0" with the whole object — is cut at sink_cap) when sink is
+ * given, otherwise to
  * res->body. An error body always goes to res->body, parsed into
  * res->code and res->message. Returns 0 on 2xx or a negative errno; res
  * is filled in every case.
