@@ -3,7 +3,7 @@
 //     argon2id parameters (m=19 MiB, t=2) and --hash-concurrency 1 (one core hashes).
 //  2. WebSocket round trip ({"op":"ping"} -> "pong") p50/p99 over 1,000 connected
 //     clients, in quiet windows alternating with windows during which a second
-//     process sends RATE logins/s (4 rounds of each, SECONDS in all per side).
+//     process sends RATE logins/s (windows of ~5 s, SECONDS in all per side).
 // Prints the numbers and the storm/quiet p99 ratio (target <= 2).
 //   usage: node bench/login-storm.js [clients=1000] [rate=50] [seconds=20]
 'use strict';
@@ -17,7 +17,7 @@ const WebSocket = require('ws');
 const CLIENTS = Number(process.argv[2] || 1000);
 const RATE = Number(process.argv[3] || 50);
 const SECS = Number(process.argv[4] || 20);
-const ROUNDS = 4;
+const ROUNDS = Math.max(4, Math.round(SECS / 5)); // windows of ~5 s
 const ROOT = path.join(__dirname, '..');
 const bin = process.env.STORM_BIN || path.join(ROOT, 'build/release/storm');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -97,20 +97,28 @@ async function main() {
     // The storm comes from another process: logins allocate in the client
     // (HTTP, JSON), and the measuring process's own garbage collections
     // would otherwise show up as ping delays that the server never caused.
-    const quiet = [], busy = [];
+    // A third window per round is the control: the same rate of
+    // GET /auth/me (HTTP, JWT, a users.get round trip; no hash), which
+    // tells what the requests cost apart from hashing.
+    const quiet = [], busy = [], control = [];
     let stormOk = 0, stormFail = 0;
-    for (let r = 0; r < ROUNDS; r++) {
-      quiet.push(...await pingRound(socks, SECS / ROUNDS));
-      const child = spawn(process.execPath, [__filename, '--storm-child', String(port), String(RATE), String(USERS)],
+    const withChild = async (mode, into) => {
+      const child = spawn(process.execPath, [__filename, '--storm-child', String(port), String(RATE), String(USERS), mode, login.access_token],
         { stdio: ['ignore', 'pipe', 'inherit'] });
       let childOut = '';
       child.stdout.on('data', (d) => (childOut += d));
       await sleep(300); // the child's start-up is not part of the storm
-      busy.push(...await pingRound(socks, SECS / ROUNDS));
+      into.push(...await pingRound(socks, SECS / ROUNDS));
       child.kill('SIGTERM');
       await new Promise((res) => child.once('exit', res));
-      const c = JSON.parse(childOut || '{"ok":0,"failed":1}');
+      return JSON.parse(childOut || '{"ok":0,"failed":1}');
+    };
+    for (let r = 0; r < ROUNDS; r++) {
+      quiet.push(...await pingRound(socks, SECS / ROUNDS));
+      const c = await withChild('login', busy);
       stormOk += c.ok; stormFail += c.failed;
+      const m = await withChild('me', control);
+      if (m.failed) throw new Error(`control requests failed: ${m.failed}`);
     }
     for (const ws of socks) ws.terminate();
 
@@ -119,17 +127,30 @@ async function main() {
     console.log(`logins/s (closed loop, 8 in flight, ${SECS}s): ${lps.toFixed(1)}  (failures ${fails})`);
     console.log(`WS ping RTT, ${socks.length} clients x 1/s, quiet : p50 ${pct(quiet, 50).toFixed(2)} ms  p99 ${pct(quiet, 99).toFixed(2)} ms  (n=${quiet.length})`);
     console.log(`WS ping RTT, during ${RATE} logins/s           : p50 ${pct(busy, 50).toFixed(2)} ms  p99 ${pct(busy, 99).toFixed(2)} ms  (n=${busy.length}; logins ok ${stormOk}, failed ${stormFail})`);
-    console.log(`p99 ratio storm/quiet: ${(pct(busy, 99) / pct(quiet, 99)).toFixed(2)}`);
+    console.log(`WS ping RTT, during ${RATE} GET /auth/me/s (control): p50 ${pct(control, 50).toFixed(2)} ms  p99 ${pct(control, 99).toFixed(2)} ms  (n=${control.length})`);
+    console.log(`p99 ratio storm/quiet: ${(pct(busy, 99) / pct(quiet, 99)).toFixed(2)}   storm/control: ${(pct(busy, 99) / pct(control, 99)).toFixed(2)}`);
   } finally {
     srv.kill('SIGTERM');
   }
 }
-// Child: RATE logins/s, open loop, until SIGTERM; prints {ok, failed}.
-async function stormChild(port, rate, users) {
+function getMe(port, token) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/auth/me', method: 'GET', agent,
+      headers: { authorization: `Bearer ${token}` } }, (res) => {
+      res.resume(); res.on('end', () => resolve({ status: res.statusCode }));
+    });
+    req.on('error', reject); req.end();
+  });
+}
+
+// Child: RATE logins/s (or GET /auth/me/s), open loop, until SIGTERM;
+// prints {ok, failed}.
+async function stormChild(port, rate, users, mode, token) {
   let ok = 0, failed = 0, stop = false;
   process.on('SIGTERM', () => { stop = true; });
   for (let i = 0; !stop; i++) {
-    post(port, '/auth/login', { username: `bench${i % users}`, password: 'bench-password' })
+    (mode === 'me' ? getMe(port, token)
+      : post(port, '/auth/login', { username: `bench${i % users}`, password: 'bench-password' }))
       .then((r) => (r.status === 200 ? ok++ : failed++), () => failed++);
     await sleep(1000 / rate);
   }
@@ -139,6 +160,6 @@ async function stormChild(port, rate, users) {
 }
 
 if (process.argv[2] === '--storm-child')
-  stormChild(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
+  stormChild(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), process.argv[6], process.argv[7]);
 else
   main().catch((e) => { console.error(e); process.exit(1); });
