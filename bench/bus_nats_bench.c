@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
   uv_idle_start(&idle, on_idle);
   while (got < MSGS) uv_run(&loop, UV_RUN_ONCE);
   double secs = (double)(uv_hrtime() - t_start) / 1e9;
-  bus_nats_stats_t st;
+  bus_nats_stats_t st = {0};
   bus_nats_stats(sub, &st);
   printf("pub/sub: %d x %d B in %.3f s = %.0f msg/s (dropped %llu)\n", MSGS, SIZE, secs,
          MSGS / secs, (unsigned long long)st.dropped_full);
