@@ -6,7 +6,7 @@
 
 BUILD    ?= debug
 CC       ?= cc
-PKGS     := libuv jansson libsodium libcrypto sqlite3 libnats hiredis libpq libcurl
+PKGS     := libuv jansson libsodium sqlite3 libnats hiredis libpq libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

@@ -8,6 +8,7 @@
  * stores.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +438,13 @@ int cmd_serve(int argc, char **argv) {
   if ((code = cmd_jwt_keys(&app.cfg, &app.keys)) != 0) return code;
   app.db.cfg = &app.cfg;
   signal(SIGPIPE, SIG_IGN);
+  /* glibc raises its mmap threshold to the size of the largest block
+   * freed so far (and the trim threshold to twice that): after one
+   * 708 KB channel-list result, every thread arena may keep ~1.4 MB it
+   * never returns. A fixed threshold turns that dynamic behaviour off, so
+   * big short-lived buffers go back to the system on free (measured in
+   * docs/benchmarks.md, S3: ~1,000 → ~600 B per idle connection). */
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
   app.loop = uv_default_loop();
   app.metrics = metrics_registry_new();

@@ -41,11 +41,14 @@ enum {
   CONN_F_LINGER = 1 << 7,       /* closing after an unread body: FIN once flushed, drain reads */
 };
 
+/* The loop times here are truncated to 32 bits and compared modulo 2^32
+ * (8 bytes less per connection): exact for the heartbeat and idle timeouts
+ * as long as they are under 49 days; a longer one would never fire. */
 typedef struct {
   const ws_handler_t *handler;
   ws_reader_t reader;
-  uint64_t last_rx_ms;          /* last byte received */
-  uint64_t last_ping_ms;        /* last heartbeat sent */
+  uint32_t last_rx_ms;          /* last byte received */
+  uint32_t last_ping_ms;        /* last heartbeat sent */
   uint16_t close_code;          /* what on_close will report */
 } conn_ws_t;
 
@@ -68,11 +71,11 @@ struct net_conn {
   uint16_t outq_head, outq_len, outq_cap;
   uint16_t writing;             /* chunks owned by the in-flight uv_write */
   uint32_t out_off;
+  uint8_t state;                /* enum conn_state; here to fill out_off's padding */
+  uint8_t flags;
   size_t out_bytes;             /* unsent bytes, for the slow-consumer limit */
   uv_write_t *wreq;
   uint64_t deadline_ms;         /* header/body/idle/closing deadline; 0 = none */
-  uint8_t state;
-  uint8_t flags;
   union {
     conn_http_t http;
     conn_ws_t ws;

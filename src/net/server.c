@@ -97,12 +97,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void keep_rest(net_conn_t *c, char *data, size_t len, size_t used) {
   size_t rest = len - used;
   if (rest == 0) {
+    /* Nothing partial: give the block back. An idle connection (above all
+     * an upgraded one, which never reads into it again) holds no buffer;
+     * the next partial head costs one malloc. */
     c->in_len = 0;
-    if (c->in_cap > 16384) { /* give back memory after a burst */
-      free(c->in);
-      c->in = NULL;
-      c->in_cap = 0;
-    }
+    free(c->in);
+    c->in = NULL;
+    c->in_cap = 0;
     return;
   }
   if (data == c->in) {

@@ -42,6 +42,10 @@ int ws_upgrade(http_req_t *req, const ws_handler_t *h);
 
 /* The per-connection user area (net_server_opts_t.user_size bytes, zeroed at accept). */
 void *ws_user(net_conn_t *c);
+/* The inverse: the connection whose user area starts at user (a pointer
+ * ws_user returned). Lets a caller find the connection from its own state
+ * without storing a back pointer in every connection. */
+net_conn_t *ws_conn_of(void *user);
 
 /* Frames once; returns a chunk with one reference (yours), NULL on OOM. */
 net_chunk_t *ws_frame_new(int opcode, const void *data, size_t len);

@@ -23,6 +23,10 @@
 
 void *ws_user(net_conn_t *c) { return c->user; }
 
+net_conn_t *ws_conn_of(void *user) {
+  return (net_conn_t *)(void *)((char *)user - offsetof(net_conn_t, user));
+}
+
 net_chunk_t *ws_frame_new(int opcode, const void *data, size_t len) {
   uint8_t hdr[14];
   size_t hl = ws_frame_header_encode(hdr, true, (uint8_t)opcode, len);
@@ -151,7 +155,7 @@ static int ev_close(void *arg, unsigned code, const char *reason, size_t reason_
 static const ws_reader_events_t reader_events = {ev_message, ev_ping, ev_pong, ev_close};
 
 size_t ws_conn_process(net_conn_t *c, char *data, size_t len) {
-  c->u.ws.last_rx_ms = server_now(c->srv);
+  c->u.ws.last_rx_ms = (uint32_t)server_now(c->srv);
   int rc = ws_reader_feed(&c->u.ws.reader, (uint8_t *)data, len, c->srv->opts.ws_max_message,
                           &reader_events, c);
   if (rc < 0 && !(c->flags & CONN_F_CLOSED) && c->state == CONN_WS) {
@@ -179,13 +183,15 @@ void ws_conn_sweep(net_conn_t *c, uint64_t now) {
     if (c->deadline_ms && now >= c->deadline_ms) conn_close(c);
     return;
   }
-  if (now - c->u.ws.last_rx_ms >= s->opts.ws_idle_timeout_ms) {
+  /* 32-bit loop times, compared modulo 2^32 (conn.h, conn_ws_t). */
+  uint32_t now32 = (uint32_t)now;
+  if ((uint32_t)(now32 - c->u.ws.last_rx_ms) >= s->opts.ws_idle_timeout_ms) {
     ws_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
     return;
   }
-  if (now - c->u.ws.last_ping_ms >= s->opts.ws_heartbeat_ms && s->ping_frame) {
+  if ((uint32_t)(now32 - c->u.ws.last_ping_ms) >= s->opts.ws_heartbeat_ms && s->ping_frame) {
     /* One shared ping frame for every connection. */
-    c->u.ws.last_ping_ms = now;
+    c->u.ws.last_ping_ms = now32;
     ws_send_frame(c, s->ping_frame);
   }
 }
@@ -250,7 +256,7 @@ int ws_upgrade(http_req_t *r, const ws_handler_t *h) {
   c->deadline_ms = 0;
   ws_reader_init(&c->u.ws.reader);
   c->u.ws.handler = h;
-  c->u.ws.last_rx_ms = c->u.ws.last_ping_ms = server_now(s);
+  c->u.ws.last_rx_ms = c->u.ws.last_ping_ms = (uint32_t)server_now(s);
   s->nws++;
   metrics_set(s->m_ws_conns, (double)s->nws);
   if (h->on_open) h->on_open(c, h->arg);

@@ -2,9 +2,10 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <string.h>
+
+#include "net/sha1.h"
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -199,10 +200,8 @@ int ws_accept_key(const char *key, size_t key_len, char out[29]) {
   char joined[KEY_LEN + GUID_LEN];
   memcpy(joined, key, KEY_LEN);
   memcpy(joined + KEY_LEN, ws_guid, GUID_LEN);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned md_len = 0;
-  if (EVP_Digest(joined, sizeof joined, md, &md_len, EVP_sha1(), NULL) != 1 || md_len != 20)
-    return -EIO;
-  sodium_bin2base64(out, 29, md, md_len, sodium_base64_VARIANT_ORIGINAL);
+  uint8_t md[SHA1_DIGEST_LEN];
+  sha1(joined, sizeof joined, md);
+  sodium_bin2base64(out, 29, md, sizeof md, sodium_base64_VARIANT_ORIGINAL);
   return 0;
 }

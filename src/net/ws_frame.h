@@ -5,7 +5,7 @@
  * Contract:
  * - Pure functions over caller-owned memory: nothing here allocates, keeps
  *   pointers, or touches global state, so everything is safe from any
- *   thread. (ws_accept_key uses libcrypto's SHA-1, which is thread-safe.)
+ *   thread. (ws_accept_key uses net/sha1.h, which is pure too.)
  * - No extensions are ever negotiated, so any RSV bit is a protocol error.
  * - Errors: the parse functions return negative `enum ws_error` values.
  *   Those are disjoint from -errno values, so a caller can pass both
@@ -116,8 +116,7 @@ bool ws_close_code_valid_on_wire(unsigned code);
 /* Sec-WebSocket-Accept = base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")).
  * key need not be NUL-terminated. Returns 0 and writes 28 chars + NUL to
  * out; -EINVAL if key is not the canonical base64 of exactly 16 bytes (24
- * chars ending in "=="), as RFC 6455 4.2.1 requires; -EIO if libcrypto
- * fails (e.g. SHA-1 disabled by policy). */
+ * chars ending in "=="), as RFC 6455 4.2.1 requires. */
 int ws_accept_key(const char *key, size_t key_len, char out[29]);
 
 #endif

@@ -35,7 +35,7 @@ static void topic_send(void *arg, int64_t seq, net_chunk_t *f) {
   for (uint32_t i = t->n; i-- > 0;) {
     if (i >= t->n) continue;
     gw_slot_t sl = t->slots[i];
-    net_conn_t *c = sl.cs->owner;
+    net_conn_t *c = gw_cs_conn(sl.cs);
     if (sl.cs->chans[sl.idx].replaying)
       gw_resume_live(g, c, t->id, seq, f);
     else
@@ -177,7 +177,7 @@ static void on_user_event(bus_t *bus, const bus_msg_t *msg, void *arg) {
   gw_topic_pin(t);
   for (uint32_t i = t->n; i-- > 0;) {
     if (i >= t->n) continue;
-    net_conn_t *c = t->slots[i].cs->owner;
+    net_conn_t *c = gw_cs_conn(t->slots[i].cs);
     gw_session_t *s = ws_user(c);
     /* Before hello the channel list (computed later) already has it. */
     if (s->state != GW_SESS_READY) continue;

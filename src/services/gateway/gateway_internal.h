@@ -2,6 +2,8 @@
 #ifndef STORM_SERVICES_GATEWAY_INTERNAL_H
 #define STORM_SERVICES_GATEWAY_INTERNAL_H
 
+#include <stddef.h>
+
 #include "auth/jwt.h"
 #include "core/ratelimit.h"
 #include "net/ws.h"
@@ -84,12 +86,13 @@ enum {
 
 /*
  * Per-connection session, in the connection's user area (zeroed at
- * accept). Kept small (~130 bytes): everything per channel lives in
+ * accept). Kept small (128 bytes; hello's session id is drawn when hello
+ * is sent, not stored, since nothing else reads it): everything per channel lives in
  * cs.chans (16 bytes a channel), replay state is allocated only while a
  * resume runs. Torn down (and every allocation freed) in on_close.
  */
 typedef struct {
-  gw_cstate_t cs;           /* channels and user topic (cs.owner = the connection) */
+  gw_cstate_t cs;           /* channels and user topic; first (gw_cs_conn) */
   gw_call_t *calls;         /* in-flight bus requests; orphaned at close */
   gw_resume_t *resume;      /* NULL unless a resume runs */
   json_t *early;            /* text frames received before hello (a JSON array of
@@ -100,7 +103,6 @@ typedef struct {
                                (JSON null: the list failed) */
   gw_bucket_t bucket;       /* send rate */
   int64_t user_id;
-  unsigned char session_id[16];
   char username[33];
   uint8_t state;            /* GW_SESS_* */
   bool online;              /* counted in cs.user->online (presence) */
@@ -108,6 +110,11 @@ typedef struct {
   bool send_busy;           /* serial sends: a send or batch is waiting for its ack */
   uint32_t sendq_bytes;     /* sum of the costs in sendq */
 } gw_session_t;
+
+/* The connection of a member found in a topic: cs is the first member of
+ * the session, which is the connection's user area. */
+_Static_assert(offsetof(gw_session_t, cs) == 0, "gw_cs_conn relies on cs coming first");
+static inline net_conn_t *gw_cs_conn(gw_cstate_t *cs) { return ws_conn_of(cs); }
 
 /*
  * A bus request made for a connection. fn runs exactly once, from the

@@ -145,8 +145,10 @@ void gw_presence_publish(gateway_t *g, const gw_session_t *s, const char *status
 
 static void send_hello(gateway_t *g, net_conn_t *c, json_t *channels, bool degraded) {
   gw_session_t *s = ws_user(c);
-  char hex[sizeof s->session_id * 2 + 1];
-  sodium_bin2hex(hex, sizeof hex, s->session_id, sizeof s->session_id);
+  unsigned char id[16];
+  char hex[sizeof id * 2 + 1];
+  randombytes_buf(id, sizeof id);
+  sodium_bin2hex(hex, sizeof hex, id, sizeof id);
   json_t *h = json_pack("{s:s, s:s, s:I, s:{s:I, s:s}, s:o}", "op", "hello", "session_id", hex,
                         "heartbeat_interval", (json_int_t)g->heartbeat_ms, "user", "id",
                         (json_int_t)s->user_id, "username", s->username, "channels", channels);
@@ -235,8 +237,6 @@ void gw_session_first_frame(gateway_t *g, net_conn_t *c) {
 
 void gw_session_open(gateway_t *g, net_conn_t *c, const jwt_claims_t *claims, bool wait_first) {
   gw_session_t *s = ws_user(c);
-  randombytes_buf(s->session_id, sizeof s->session_id);
-  s->cs.owner = c;
   s->state = GW_SESS_LOADING;
   s->wait_first = wait_first;
   s->user_id = strtoll(claims->sub, NULL, 10);

@@ -76,9 +76,11 @@ typedef struct {
   uint32_t typing_ms;     /* loop time (mod 2^32) of the last typing relayed; 0: none */
 } gw_centry_t;
 
-/* Per-connection subscription state; zero-initialised is "in nothing". */
+/* Per-connection subscription state; zero-initialised is "in nothing".
+ * It holds no pointer to its connection (8 bytes per connection): whoever
+ * walks a topic knows where it embedded its cstates (the gateway: first
+ * member of the session in the connection's user area, gw_cs_conn). */
 struct gw_cstate {
-  void *owner;        /* the connection, for whoever walks a topic */
   gw_centry_t *chans;
   gw_topic_t *user;
   uint32_t user_slot; /* index in user->slots */
