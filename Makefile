@@ -134,4 +134,6 @@ release:
 clean:
 	rm -rf build
 
--include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d) $(LOADOBJ:.o=.d)
+# Test, fuzz and bench programs are linked straight from their .c: their
+# .d files sit next to them and name the headers they include.
+-include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d) $(LOADOBJ:.o=.d) $(UNITBIN:=.d) $(FUZZBIN:=.d) $(BENCHBIN:=.d)

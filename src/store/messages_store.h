@@ -201,12 +201,19 @@ typedef struct {
 typedef struct {
   int64_t id, seq, created_at;
   bool duplicate; /* the nonce was used before: these are the original's */
+  /* The channel as the append's transaction saw it, so that the caller
+   * needs no lookup of its own to route the message or word a refusal. */
+  channel_kind_t kind;
+  bool is_private;
+  int64_t dm_user_lo, dm_user_hi;
 } msg_ack_t;
 
 /* status: 0 (ack filled, durable), -ENOENT (the channel does not exist,
- * e.g. deleted while the message was queued; nothing stored), -EIO (the
- * backend failed; the message is not stored). ack is NULL unless status is
- * 0, and valid only during the call. */
+ * e.g. deleted while the message was queued; nothing stored), -EPERM (the
+ * author is not a member of the channel when the transaction runs;
+ * nothing stored, only ack's channel fields are set), -EIO (the backend
+ * failed; the message is not stored). ack is NULL for the other statuses,
+ * and valid only during the call. */
 typedef void (*msg_append_cb)(void *arg, int status, const msg_ack_t *ack);
 
 typedef struct {
@@ -269,9 +276,12 @@ typedef struct {
 
   /* ---- messages ---- */
   /* Queues m (copied). 0: cb will run exactly once; any error: it never
-   * will. -EINVAL limits, -EAGAIN queue full, -ESHUTDOWN closing. The store
-   * does not check the channel here (the writer does, at commit: -ENOENT
-   * in the callback) nor membership (the service's rule). */
+   * will. -EINVAL limits, -EAGAIN queue full, -ESHUTDOWN closing. The
+   * channel and the author's membership are checked by the writer, inside
+   * the transaction that stores the message (-ENOENT / -EPERM in the
+   * callback): a member removed before that transaction cannot post, and
+   * checking there costs no hop to another thread. A nonce retry by an
+   * author who has left is refused like a new message. */
   int (*append)(messages_store_t *s, const msg_append_t *m, msg_append_cb cb, void *arg);
   /* Up to limit (1..MSG_PAGE_MAX) messages before/after seq, ascending,
    * deleted ones included. -ENOENT: no such channel. Free with

@@ -100,7 +100,7 @@ static void on_ack(void *arg, int status, const msg_ack_t *ack) {
   a->status = status;
   if (ack) a->ack = *ack;
   else memset(&a->ack, 0, sizeof a->ack);
-  if (status == 0) assert_non_null(ack);
+  if (status == 0 || status == -EPERM) assert_non_null(ack);
   else assert_null(ack);
   a->order = atomic_fetch_add(&g_done, 1);
   a->on_loop_thread = pthread_equal(pthread_self(), g_loop_thread);
@@ -586,7 +586,7 @@ static void t_read_set(void **state) {
   /* nothing to read yet: clamped to last_seq 0 */
   assert_int_equal(OPS(s)->read_set(s, ch, alice, 5, &v), 0);
   assert_int_equal(v, 0);
-  for (int i = 0; i < 10; i++) assert_int_equal(app_wait(e, ch, bob, "m", NULL).status, 0);
+  for (int i = 0; i < 10; i++) assert_int_equal(app_wait(e, ch, alice, "m", NULL).status, 0);
   assert_int_equal(OPS(s)->read_set(s, ch, alice, 4, &v), 0);
   assert_int_equal(v, 4);
   assert_int_equal(OPS(s)->read_set(s, ch, alice, 2, &v), 0); /* never backwards */
@@ -811,6 +811,7 @@ static void t_append_idempotent(void **state) {
   int64_t alice = suite_mkuser("alice"), bob = suite_mkuser("bob");
   int64_t ch = mkchan(e, "general", alice, false);
   int64_t ch2 = mkchan(e, "other", alice, false);
+  assert_int_equal(OPS(e->s)->member_add(e->s, ch, bob, 1, NULL), 0);
   ack_t first = app_wait(e, ch, alice, "hello", "n-1");
   assert_int_equal(first.status, 0);
   assert_false(first.ack.duplicate);
@@ -888,6 +889,59 @@ typedef struct {
   ack_t acks[200];
   atomic_int *go;
 } athread_t;
+
+/* The writer checks membership in the message's transaction: a
+ * non-member's append is refused (-EPERM) with the channel's facts, nothing
+ * is stored, and the batch's other appends are not affected; a member
+ * who left is refused; an accepted append reports the channel's kind and
+ * a DM's users. */
+static void t_append_members_only(void **state) {
+  env_t *e = ENV(state);
+  messages_store_t *s = e->s;
+  int64_t alice = suite_mkuser("alice"), bob = suite_mkuser("bob"), carol = suite_mkuser("carol");
+  int64_t pub = mkchan(e, "open", alice, false);
+  int64_t priv = mkchan(e, "closed", alice, true);
+  ack_t a = {0}, b = {0}, c = {0}, d = {0};
+  int target = atomic_load(&g_done) + 4;
+  app(e, pub, alice, "one", NULL, &a);
+  app(e, pub, bob, "intruder", "n-x", &b);
+  app(e, priv, bob, "intruder", NULL, &c);
+  app(e, pub, alice, "two", NULL, &d);
+  run_until(&e->loop, target);
+  assert_int_equal(a.status, 0);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(d.ack.seq, a.ack.seq + 1); /* the refusal took no seq */
+  assert_int_equal(a.ack.kind, CHANNEL_KIND_CHANNEL);
+  assert_false(a.ack.is_private);
+  assert_int_equal(b.status, -EPERM);
+  assert_false(b.ack.is_private);
+  assert_int_equal(b.ack.kind, CHANNEL_KIND_CHANNEL);
+  assert_int_equal(c.status, -EPERM);
+  assert_true(c.ack.is_private);
+  msg_page_t pg = {0};
+  assert_int_equal(OPS(s)->messages_page(s, pub, MSG_BEFORE, MSG_SEQ_LATEST, 10, &pg), 0);
+  assert_int_equal(pg.count, 2);
+  msg_page_free(&pg);
+  /* the nonce of the refused append was not used */
+  assert_int_equal(OPS(s)->member_add(s, pub, bob, 2, NULL), 0);
+  ack_t now = app_wait(e, pub, bob, "member now", "n-x");
+  assert_int_equal(now.status, 0);
+  assert_false(now.ack.duplicate);
+  /* a member who left */
+  assert_int_equal(OPS(s)->member_add(s, pub, carol, 3, NULL), 0);
+  assert_int_equal(app_wait(e, pub, carol, "here", NULL).status, 0);
+  assert_int_equal(OPS(s)->member_remove(s, pub, carol), 0);
+  assert_int_equal(app_wait(e, pub, carol, "gone", NULL).status, -EPERM);
+  /* a DM: kind and users in the ack */
+  channel_rec_t dm;
+  assert_int_equal(OPS(s)->dm_get_or_create(s, carol, bob, 4, &dm, NULL), 0);
+  ack_t m = app_wait(e, dm.id, carol, "hi", NULL);
+  assert_int_equal(m.status, 0);
+  assert_int_equal(m.ack.kind, CHANNEL_KIND_DM);
+  assert_true(m.ack.is_private);
+  assert_int_equal(m.ack.dm_user_lo, bob < carol ? bob : carol);
+  assert_int_equal(m.ack.dm_user_hi, bob < carol ? carol : bob);
+}
 
 static void *append_thread(void *arg) {
   athread_t *t = arg;
@@ -1171,6 +1225,7 @@ static void t_message_delete(void **state) {
   messages_store_t *s = e->s;
   int64_t alice = suite_mkuser("alice"), bob = suite_mkuser("bob");
   int64_t ch = mkchan(e, "general", alice, false);
+  assert_int_equal(OPS(s)->member_add(s, ch, bob, 1, NULL), 0);
   ack_t a = {0}, b = {0};
   msg_append_t m = mkmsg(ch, alice, "secret", "n1");
   m.attachments = str_from("[\"file\"]");
@@ -1427,7 +1482,8 @@ static void t_append_during_close(void **state) {
       SUITE_TEST(t_dm_concurrent), SUITE_TEST(t_members), SUITE_TEST(t_members_list),             \
       SUITE_TEST(t_read_set), SUITE_TEST(t_append_basic), SUITE_TEST(t_append_invalid),           \
       SUITE_TEST(t_append_order_and_batching), SUITE_TEST(t_append_idempotent),                   \
-      SUITE_TEST(t_append_missing_channel), SUITE_TEST(t_append_threads),                         \
+      SUITE_TEST(t_append_missing_channel), SUITE_TEST(t_append_members_only),                    \
+      SUITE_TEST(t_append_threads),                         \
       SUITE_TEST(t_writes_during_appends), SUITE_TEST(t_messages_page),                           \
       SUITE_TEST(t_message_get_edit), SUITE_TEST(t_message_delete),                               \
       SUITE_TEST(t_attachments_visible), SUITE_TEST(t_attachments_invalid),                       \

@@ -542,6 +542,9 @@ static void t_sq_id_resume(void **state) {
            (long long)big, (long long)alice, (long long)future_ms);
   exec_ok(c, sql);
   exec_ok(c, "UPDATE channels SET last_seq = 1 WHERE id = 1");
+  snprintf(sql, sizeof sql, "INSERT INTO members(channel_id, user_id, joined_at) VALUES (1, %lld, 0)",
+           (long long)alice);
+  exec_ok(c, sql);
   messages_sqlite_opts_t o = {.loop = &f->env.loop, .node_id = 3};
   assert_int_equal(messages_sqlite_open(f->db, &o, &f->env.s), 0);
   env_t *e = &f->env;
@@ -629,6 +632,7 @@ static void t_sq_two_processes(void **state) {
   env_t *e = fx_open(f, 0, 0, 0);
   int64_t alice = fx_user(f, "alice"), bob = fx_user(f, "bob");
   int64_t ch = mkchan(e, "shared", alice, false);
+  assert_int_equal(OPS(e->s)->member_add(e->s, ch, bob, 1, NULL), 0);
   sqlite_db_t *db2 = open_db(f->dir);
   messages_store_t *s2;
   messages_sqlite_opts_t o = {.loop = &f->env.loop, .node_id = 9};

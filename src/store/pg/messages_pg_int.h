@@ -33,6 +33,9 @@ typedef struct {
   int64_t last_seq;   /* -1: the channel does not exist */
   int64_t last_id;
   bool changed;
+  channel_kind_t kind;
+  bool is_private;
+  int64_t dm_user_lo, dm_user_hi;
 } mpg_chan_t;
 
 typedef struct {

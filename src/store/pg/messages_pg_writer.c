@@ -31,6 +31,7 @@ struct mpg_job {
   bool has_att, has_nonce;
   bool resolved; /* writer: answered within the batch (duplicate) */
   bool fresh;    /* writer: inserted by the batch */
+  bool member;   /* writer: the author is a member of the channel */
   int status;
   msg_ack_t ack;
   char data[]; /* body, then attachments, then nonce, then the keys */
@@ -70,8 +71,14 @@ static const pg_stmt_t st_max_id = {"msgs_max_id", "SELECT coalesce(max(id), 0) 
  * in the same order and cannot deadlock. NO KEY UPDATE does not conflict
  * with the KEY SHARE locks that members' foreign keys take. */
 static const pg_stmt_t st_lock = {
-    "msgs_batch_lock", "SELECT id, last_seq, last_id FROM channels WHERE id = ANY($1::int8[]) "
-                       "ORDER BY id FOR NO KEY UPDATE"};
+    "msgs_batch_lock",
+    "SELECT id, last_seq, last_id, kind = 'dm', private, coalesce(dm_lo, 0), coalesce(dm_hi, 0) "
+    "FROM channels WHERE id = ANY($1::int8[]) ORDER BY id FOR NO KEY UPDATE"};
+/* The positions (1-based, one per job) whose author is a member. */
+static const pg_stmt_t st_members = {
+    "msgs_batch_members",
+    "SELECT k.i FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS k(c, a, i) "
+    "WHERE EXISTS (SELECT 1 FROM members m WHERE m.channel_id = k.c AND m.user_id = k.a)"};
 static const pg_stmt_t st_nonces = {
     "msgs_batch_nonces",
     "SELECT m.author_id, m.channel_id, m.nonce, m.id, m.seq, m.created_at "
@@ -168,7 +175,7 @@ void mpg_stats(messages_store_t *s, msg_store_stats_t *out) {
 /* ---- the loop side ---- */
 
 static void complete(mpg_job_t *j) {
-  j->cb(j->arg, j->status, j->status == 0 ? &j->ack : NULL);
+  j->cb(j->arg, j->status, j->status == 0 || j->status == -EPERM ? &j->ack : NULL);
   free(j);
 }
 
@@ -387,15 +394,53 @@ static int lock_channels(mpg_t *m, size_t ntouched) {
   int e = pg_exec(m->wconn, &st_lock, &p, &r, "append lock");
   if (e < 0) return -EIO;
   for (int i = 0; i < PQntuples(r); i++) {
-    int64_t id, seq, last;
+    int64_t id, seq, last, lo, hi;
+    bool dm, priv;
     if (pg_get_i64(r, i, 0, &id) < 0 || pg_get_i64(r, i, 1, &seq) < 0 ||
-        pg_get_i64(r, i, 2, &last) < 0) {
+        pg_get_i64(r, i, 2, &last) < 0 || pg_get_bool(r, i, 3, &dm) < 0 ||
+        pg_get_bool(r, i, 4, &priv) < 0 || pg_get_i64(r, i, 5, &lo) < 0 ||
+        pg_get_i64(r, i, 6, &hi) < 0) {
       e = -EIO;
       break;
     }
     mpg_chan_t *c = chan_slot(m, id, NULL);
     c->last_seq = seq;
     c->last_id = last;
+    c->kind = dm ? CHANNEL_KIND_DM : CHANNEL_KIND_CHANNEL;
+    c->is_private = priv;
+    c->dm_user_lo = lo;
+    c->dm_user_hi = hi;
+  }
+  PQclear(r);
+  return e;
+}
+
+/* Step 2b: which authors are members, read after the channels are locked,
+ * in the transaction that stores their messages. */
+static int check_members(mpg_t *m, size_t n) {
+  buf_t *ch = &m->a[0], *au = &m->a[1];
+  arr_begin(ch);
+  arr_begin(au);
+  for (size_t i = 0; i < n; i++) {
+    arr_i64(ch, m->batch[i]->channel_id);
+    arr_i64(au, m->batch[i]->author_id);
+  }
+  arr_end(ch);
+  arr_end(au);
+  if (!arrs_ok(m, 2)) return -ENOMEM;
+  pg_params_t p = {0};
+  pg_p_textfmt(&p, ch->data);
+  pg_p_textfmt(&p, au->data);
+  PGresult *r;
+  if (pg_exec(m->wconn, &st_members, &p, &r, "append members") < 0) return -EIO;
+  int e = 0;
+  for (int row = 0; row < PQntuples(r); row++) {
+    int64_t pos;
+    if (pg_get_i64(r, row, 0, &pos) < 0 || pos < 1 || (uint64_t)pos > n) {
+      e = -EIO;
+      break;
+    }
+    m->batch[pos - 1]->member = true;
   }
   PQclear(r);
   return e;
@@ -410,7 +455,7 @@ static int find_duplicates(mpg_t *m, size_t n) {
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     mpg_job_t *j = m->batch[i];
-    if (!j->has_nonce || chan_slot(m, j->channel_id, NULL)->last_seq < 0) continue;
+    if (!j->has_nonce || !j->member) continue;
     arr_i64(au, j->author_id);
     arr_i64(ch, j->channel_id);
     arr_bytes(no, job_nonce(j), j->nonce_n);
@@ -499,6 +544,14 @@ static int insert_new(mpg_t *m, size_t n, size_t *nfresh) {
       j->status = -ENOENT;
       continue;
     }
+    j->ack.kind = c->kind;
+    j->ack.is_private = c->is_private;
+    j->ack.dm_user_lo = c->dm_user_lo;
+    j->ack.dm_user_hi = c->dm_user_hi;
+    if (!j->member) {
+      j->status = -EPERM;
+      continue;
+    }
     if (j->resolved) continue;
     if (j->has_nonce) {
       /* A copy earlier in this batch answers for this one. */
@@ -519,7 +572,10 @@ static int insert_new(mpg_t *m, size_t n, size_t *nfresh) {
     c->last_id = id;
     c->changed = true;
     j->fresh = true;
-    j->ack = (msg_ack_t){.id = id, .seq = c->last_seq, .created_at = created_at};
+    j->ack.id = id;
+    j->ack.seq = c->last_seq;
+    j->ack.created_at = created_at;
+    j->ack.duplicate = false;
     arr_i64(&a[0], id);
     arr_i64(&a[1], j->channel_id);
     arr_i64(&a[2], c->last_seq);
@@ -588,6 +644,7 @@ static bool batch_txn(mpg_t *m, size_t n, size_t *ntouched) {
   bool ok = renew(m, "append lease") == 0;
   for (size_t i = 0; ok && i < n; i++) chan_slot(m, m->batch[i]->channel_id, ntouched);
   if (ok) ok = lock_channels(m, *ntouched) == 0;
+  if (ok) ok = check_members(m, n) == 0;
   if (ok) ok = find_duplicates(m, n) == 0;
   size_t nfresh = 0;
   if (ok) ok = insert_new(m, n, &nfresh) == 0;

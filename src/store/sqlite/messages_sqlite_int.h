@@ -65,6 +65,7 @@ enum {
   WST_LAST_SEQ,
   WST_MAX_ID,
   WST_ATTACH,
+  WST_MEMBER,
   WST_COUNT
 };
 
@@ -84,6 +85,10 @@ typedef struct {
   int64_t channel_id; /* 0: free slot */
   int64_t last_seq;   /* -1: the channel does not exist */
   int64_t first_seq;  /* last_seq before the batch: changed if different */
+  channel_kind_t kind;
+  bool is_private;
+  int64_t dm_user_lo, dm_user_hi;
+  int64_t member_id;  /* the last author found a member in this batch */
 } msq_chan_t;
 
 typedef struct {

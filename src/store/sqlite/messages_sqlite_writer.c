@@ -36,7 +36,8 @@ static const char *const wsql_text[WST_COUNT] = {
     [WST_BEGIN] = "BEGIN IMMEDIATE",
     [WST_COMMIT] = "COMMIT",
     [WST_ROLLBACK] = "ROLLBACK",
-    [WST_CHANNEL] = "SELECT last_seq FROM channels WHERE id = ?",
+    [WST_CHANNEL] = "SELECT last_seq, kind = 'dm', private, dm_lo, dm_hi FROM channels "
+                    "WHERE id = ?",
     [WST_NONCE] = "SELECT id, seq, created_at FROM messages "
                   "WHERE author_id = ? AND channel_id = ? AND nonce = ?",
     [WST_INSERT] = "INSERT INTO messages(id, channel_id, seq, author_id, body, attachments, "
@@ -46,6 +47,7 @@ static const char *const wsql_text[WST_COUNT] = {
     /* OR IGNORE: a key listed twice is indexed once. */
     [WST_ATTACH] = "INSERT OR IGNORE INTO attachments(media_key, channel_id, message_id) "
                    "VALUES (?, ?, ?)",
+    [WST_MEMBER] = "SELECT 1 FROM members WHERE channel_id = ? AND user_id = ?",
 };
 
 static int64_t wall_ms(void) {
@@ -124,7 +126,7 @@ void msq_stats(messages_store_t *s, msg_store_stats_t *out) {
 /* ---- the loop side ---- */
 
 static void complete(msq_job_t *j) {
-  j->cb(j->arg, j->status, j->status == 0 ? &j->ack : NULL);
+  j->cb(j->arg, j->status, j->status == 0 || j->status == -EPERM ? &j->ack : NULL);
   free(j);
 }
 
@@ -175,7 +177,15 @@ static msq_chan_t *chan_get(msq_t *m, int64_t id, size_t *ntouched) {
   sqlite3_stmt *st = m->wst[WST_CHANNEL];
   int rc = sqlite3_bind_int64(st, 1, id);
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
-  int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  int64_t last = -1;
+  *c = (msq_chan_t){0};
+  if (rc == SQLITE_ROW) {
+    last = sqlite3_column_int64(st, 0);
+    c->kind = sqlite3_column_int(st, 1) ? CHANNEL_KIND_DM : CHANNEL_KIND_CHANNEL;
+    c->is_private = sqlite3_column_int(st, 2) != 0;
+    c->dm_user_lo = sqlite3_column_int64(st, 3);
+    c->dm_user_hi = sqlite3_column_int64(st, 4);
+  }
   msq_idle(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     msq_fail(m, m->wconn, "append channel", rc);
@@ -187,6 +197,24 @@ static msq_chan_t *chan_get(msq_t *m, int64_t id, size_t *ntouched) {
   return c;
 }
 
+/* 1: author is a member of c, 0: not, -1: the lookup failed. A batch
+ * usually holds runs of one author per channel: the last one found is
+ * remembered (the transaction holds the write lock, nothing can change). */
+static int is_member(msq_t *m, msq_chan_t *c, int64_t author) {
+  if (c->member_id == author) return 1;
+  sqlite3_stmt *st = m->wst[WST_MEMBER];
+  int rc = sqlite3_bind_int64(st, 1, c->channel_id);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, author);
+  rc = wrun(st, rc);
+  if (rc == SQLITE_ROW) {
+    c->member_id = author;
+    return 1;
+  }
+  if (rc == SQLITE_DONE) return 0;
+  msq_fail(m, m->wconn, "append member", rc);
+  return -1;
+}
+
 /* Stores one job inside the open transaction, or finds it a duplicate.
  * Returns false when the transaction as a whole failed. */
 static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
@@ -194,6 +222,14 @@ static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
   if (!c) return false;
   if (c->last_seq < 0) {
     j->status = -ENOENT;
+    return true;
+  }
+  j->ack = (msg_ack_t){.kind = c->kind, .is_private = c->is_private,
+                       .dm_user_lo = c->dm_user_lo, .dm_user_hi = c->dm_user_hi};
+  int mem = is_member(m, c, j->author_id);
+  if (mem < 0) return false;
+  if (mem == 0) {
+    j->status = -EPERM;
     return true;
   }
   const char *body = j->data, *att = j->data + j->body_n, *nonce = att + j->att_n;
@@ -264,7 +300,9 @@ static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
     key += kn + 1;
   }
   c->last_seq = seq;
-  j->ack = (msg_ack_t){.id = id, .seq = seq, .created_at = created_at, .duplicate = false};
+  j->ack.id = id;
+  j->ack.seq = seq;
+  j->ack.created_at = created_at;
   return true;
 }
 
