@@ -511,28 +511,6 @@ static void test_random_reorder(void **state) {
   release_frames();
 }
 
-static void test_event_seq(void **state) {
-#define SEQ(s) gw_order_event_seq(s, strlen(s))
-  assert_int_equal(SEQ("{\"op\":\"message\",\"channel_id\":1,\"message\":{\"id\":\"9\",\"seq\":7}}"),
-                   7);
-  /* Other ops, told apart without parsing (even if the rest is not JSON). */
-  assert_int_equal(SEQ("{\"op\":\"message_edited\",\"message\":{\"seq\":7}}"), 0);
-  assert_int_equal(SEQ("{\"op\":\"typing\",\"message\":{\"seq\":7} not json"), 0);
-  assert_int_equal(SEQ("{\"op\":\"messag\",\"message\":{\"seq\":7}}"), 0);
-  /* Not in the services' own form: parsed. */
-  assert_int_equal(SEQ("{ \"op\" : \"message\", \"message\":{\"seq\":8}}"), 8);
-  assert_int_equal(SEQ("{\"message\":{\"seq\":9},\"op\":\"message\"}"), 9);
-  assert_int_equal(SEQ("{\"op\":\"mess\\u0061ge\",\"message\":{\"seq\":10}}"), 10);
-  assert_int_equal(SEQ("{\"message\":{\"seq\":9},\"op\":\"typing\"}"), 0);
-  /* A message without a usable seq, or unreadable: 0 (passes through). */
-  assert_int_equal(SEQ("{\"op\":\"message\",\"message\":{\"seq\":\"7\"}}"), 0);
-  assert_int_equal(SEQ("{\"op\":\"message\",\"message\":{\"seq\":0}}"), 0);
-  assert_int_equal(SEQ("{\"op\":\"message\""), 0);
-  assert_int_equal(SEQ("{\"op\":\""), 0);
-  assert_int_equal(SEQ(""), 0);
-#undef SEQ
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_in_order),
@@ -549,7 +527,6 @@ int main(void) {
       cmocka_unit_test(test_sweep_with_teardown),
       cmocka_unit_test(test_where_last_starts),
       cmocka_unit_test(test_random_reorder),
-      cmocka_unit_test(test_event_seq),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

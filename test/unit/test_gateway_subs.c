@@ -563,6 +563,16 @@ static void test_event_seq(void **state) {
   assert_int_equal(SEQ("{\"op\":\"message\",\"message\":{\"seq\":\"17\"}}"), 0);
   assert_int_equal(SEQ("{\"op\":\"message\",\"message\":{\"seq\":-1}}"), 0);
   assert_int_equal(SEQ("{\"op\":\"message\"}"), 0);
+  assert_int_equal(SEQ("{ \"op\" : \"message\", \"message\":{\"seq\":8}}"), 8);
+  assert_int_equal(SEQ("{\"op\":\"message_edited\",\"message\":{\"seq\":7}}"), 0);
+  assert_int_equal(SEQ("{\"op\":\"messag\",\"message\":{\"seq\":7}}"), 0);
+  assert_int_equal(SEQ("{\"message\":{\"seq\":9},\"op\":\"typing\"}"), 0);
+  assert_int_equal(SEQ("{\"op\":\"message\",\"message\":{\"seq\":0}}"), 0);
+  /* Written with escapes: not recognised, passes through (never ours). */
+  assert_int_equal(SEQ("{\"op\":\"mess\\u0061ge\",\"message\":{\"seq\":10}}"), 0);
+  /* Unreadable, even with the right start. */
+  assert_int_equal(SEQ("{\"op\":\"message\",\"message\":{\"seq\":7} not json"), 0);
+  assert_int_equal(SEQ("{\"op\":\"message\""), 0);
   assert_int_equal(SEQ("not json"), 0);
   assert_int_equal(SEQ("[1,2]"), 0);
   assert_int_equal(gw_event_message_seq("", 0), 0);

@@ -118,7 +118,7 @@ static void on_chan_event(bus_t *bus, const bus_msg_t *msg, void *arg) {
     log_warn("gateway", "out of memory framing an event of channel %lld", (long long)t->id);
     return;
   }
-  int64_t seq = gw_order_event_seq(msg->data, msg->len);
+  int64_t seq = gw_event_message_seq(msg->data, msg->len);
   gw_topic_pin(t);
   gw_order_push(&g->subs.order, &t->order, seq, f, (uint32_t)uv_now(g->loop), &order_cb, t);
   gw_topic_unpin(t);

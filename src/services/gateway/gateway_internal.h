@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "auth/jwt.h"
+#include "core/json_scan.h"
 #include "core/ratelimit.h"
 #include "net/ws.h"
 #include "services/gateway/gateway.h"
@@ -97,8 +98,8 @@ typedef struct {
   gw_resume_t *resume;      /* NULL unless a resume runs */
   json_t *early;            /* text frames received before hello (a JSON array of
                                strings), handled in order right after hello */
-  json_t *sendq;            /* serial sends waiting: [payload, ref, nonce, channel, cost]
-                               each (cost: the payload's serialised bytes) */
+  json_t *sendq;            /* serial sends waiting: [item text, ref, nonce, channel, cost]
+                               each (cost: the item text's bytes) */
   json_t *list_reply;       /* ?resume=1: the channel list, kept until the first frame
                                (JSON null: the list failed) */
   gw_bucket_t bucket;       /* send rate */
@@ -125,11 +126,17 @@ static inline net_conn_t *gw_cs_conn(gw_cstate_t *cs) { return ws_conn_of(cs); }
  */
 typedef void (*gw_call_fn)(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
                            const char *code, const char *message);
+/* The same for the hot path (messages.send): the success object is only
+ * scanned (core/json_scan.h), never parsed into a tree; an error reply is
+ * still parsed, to read its code and message. */
+typedef void (*gw_call_raw_fn)(gateway_t *g, net_conn_t *c, gw_call_t *call,
+                               const jscan_val_t *reply, const char *code, const char *message);
 struct gw_call {
   gw_call_t *prev, *next;   /* in the session's list */
   net_conn_t *conn;         /* NULL once the connection closed */
   gateway_t *g;
-  gw_call_fn fn;
+  gw_call_fn fn;            /* exactly one of fn and raw */
+  gw_call_raw_fn raw;
   json_t *ref;              /* the client's ref, echoed (owned) */
   json_t *data;             /* per-op extra, e.g. the nonce (owned) */
   int64_t chan_id;
@@ -181,7 +188,11 @@ void gw_session_close(gateway_t *g, net_conn_t *c);
  * (from gw_call_new) and payload. Returns 0, or a negative errno: then fn
  * never runs and the call is already freed. */
 gw_call_t *gw_call_new(net_conn_t *c, gw_call_fn fn, json_t *ref);
+gw_call_t *gw_call_new_raw(net_conn_t *c, gw_call_raw_fn raw, json_t *ref);
 int gw_call_send(gateway_t *g, gw_call_t *call, const char *subject, json_t *payload);
+/* The same with the payload's text (not owned). */
+int gw_call_send_text(gateway_t *g, gw_call_t *call, const char *subject, const char *text,
+                      size_t len);
 /* Publishes {"op":"presence", channel_id, user_id, username, status} on
  * chan.<id> of every channel of s. */
 void gw_presence_publish(gateway_t *g, const gw_session_t *s, const char *status);

@@ -247,18 +247,3 @@ void gw_order_sweep(gw_order_set_t *set, uint32_t now_ms, uint32_t hold_ms,
 void gw_order_clear(gw_order_set_t *set, gw_order_t *o) {
   if (o->hold) hold_free(set, o);
 }
-
-int64_t gw_order_event_seq(const void *data, size_t len) {
-  static const char pre[] = "{\"op\":\"";
-  const size_t k = sizeof pre - 1;
-  const char *p = data;
-  if (len > k && memcmp(p, pre, k) == 0) {
-    const char *name = p + k;
-    const char *q = memchr(name, '"', len - k);
-    if (q && !memchr(name, '\\', (size_t)(q - name))) {
-      size_t n = (size_t)(q - name);
-      if (n != 7 || memcmp(name, "message", 7) != 0) return 0;
-    }
-  }
-  return gw_event_message_seq(data, len);
-}

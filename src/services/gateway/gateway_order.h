@@ -144,9 +144,5 @@ void gw_order_clear(gw_order_set_t *set, gw_order_t *o);
 /* Events o holds. */
 uint32_t gw_order_held(const gw_order_t *o);
 
-/* The seq of a `message` event, 0 for anything else: gw_event_message_seq
- * (gateway_replay.h), without parsing events whose leading "op" is plainly
- * another one (typing, presence, edits... as the services write them). */
-int64_t gw_order_event_seq(const void *data, size_t len);
 
 #endif

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_scan.h"
+
 gw_replay_t *gw_resume_add(gw_resume_t *rs, int64_t chan_id, int64_t last_seq, json_t *ref) {
   gw_replay_t *r = calloc(1, sizeof *r);
   if (!r) return NULL;
@@ -103,13 +105,11 @@ void gw_resume_clear(gw_resume_t *rs) {
 }
 
 int64_t gw_event_message_seq(const void *data, size_t len) {
-  json_t *j = json_loadb(data, len, 0, NULL);
-  int64_t seq = 0;
-  const char *op = json_string_value(json_object_get(j, "op"));
-  if (op && strcmp(op, "message") == 0) {
-    json_t *s = json_object_get(json_object_get(j, "message"), "seq");
-    if (json_is_integer(s) && json_integer_value(s) > 0) seq = (int64_t)json_integer_value(s);
-  }
-  json_decref(j);
-  return seq;
+  jscan_val_t ev, op, m, seq;
+  int64_t n;
+  if (!jscan_parse(data, len, &ev) || !jscan_member(ev, "op", &op) ||
+      !jscan_str_eq(op, "message") || !jscan_member(ev, "message", &m) ||
+      !jscan_member(m, "seq", &seq) || !jscan_int64(seq, &n) || n <= 0)
+    return 0;
+  return n;
 }

@@ -112,7 +112,10 @@ int64_t gw_resume_finish(gw_resume_t *rs, gw_replay_t *r, gw_deliver_fn deliver,
 void gw_resume_clear(gw_resume_t *rs);
 
 /* The seq of a `message` event ({"op":"message", "message":{"seq":N}}),
- * 0 for any other event or an unreadable one (those are never dropped). */
+ * 0 for any other event or an unreadable one (those are never dropped).
+ * Called for every event a gateway fans out: a scan (core/json_scan.h),
+ * no tree; an op written with escapes is not recognised (the services
+ * never write one so). */
 int64_t gw_event_message_seq(const void *data, size_t len);
 
 #endif

@@ -38,6 +38,12 @@ gw_call_t *gw_call_new(net_conn_t *c, gw_call_fn fn, json_t *ref) {
   return call;
 }
 
+gw_call_t *gw_call_new_raw(net_conn_t *c, gw_call_raw_fn raw, json_t *ref) {
+  gw_call_t *call = gw_call_new(c, NULL, ref);
+  if (call) call->raw = raw;
+  return call;
+}
+
 static void call_free(gw_call_t *call) {
   json_decref(call->ref);
   json_decref(call->data);
@@ -55,11 +61,20 @@ static void call_unlink(gw_call_t *call) {
   call->prev = call->next = NULL;
 }
 
+/* An error reply's code and message (strings owned by e). */
+static void read_error(json_t *e, const char **code, const char **message) {
+  *code = json_string_value(json_object_get(e, "code"));
+  *message = json_string_value(json_object_get(e, "message"));
+  if (!*code) *code = "internal";
+  if (!*message) *message = "internal error";
+}
+
 static void on_call_reply(bus_t *bus, int status, const bus_msg_t *msg, void *arg) {
   gw_call_t *call = arg;
   call_unlink(call);
   net_conn_t *c = call->conn;
   json_t *j = NULL, *reply = NULL;
+  jscan_val_t scanned, *raw_reply = NULL;
   const char *code = NULL, *message = NULL;
   if (!c) {
     /* Orphaned: let fn release what it stored, nothing else. */
@@ -69,6 +84,9 @@ static void on_call_reply(bus_t *bus, int status, const bus_msg_t *msg, void *ar
   } else if (status < 0) {
     code = "unavailable";
     message = "the service is not available";
+  } else if (call->raw && jscan_parse(msg->data, msg->len, &scanned) &&
+             scanned.type == JSCAN_OBJECT && !jscan_member(scanned, "error", &(jscan_val_t){0})) {
+    raw_reply = &scanned;
   } else {
     j = json_loadb(msg->data, msg->len, 0, NULL);
     json_t *e = json_object_get(j, "error");
@@ -77,30 +95,31 @@ static void on_call_reply(bus_t *bus, int status, const bus_msg_t *msg, void *ar
       code = "internal";
       message = "the service answered something unreadable";
     } else if (e) {
-      code = json_string_value(json_object_get(e, "code"));
-      message = json_string_value(json_object_get(e, "message"));
-      if (!code) code = "internal";
-      if (!message) message = "internal error";
+      read_error(e, &code, &message);
+    } else if (call->raw) {
+      /* jansson read what the scan refused (it checks less than jansson does): never ours */
+      log_error("gateway", "malformed reply on %s", msg->subject);
+      code = "internal";
+      message = "the service answered something unreadable";
     } else {
       reply = j;
     }
   }
-  call->fn(call->g, c, call, reply, code, message);
+  if (call->raw)
+    call->raw(call->g, c, call, raw_reply, code, message);
+  else
+    call->fn(call->g, c, call, reply, code, message);
   json_decref(j);
   call_free(call);
 }
 
-int gw_call_send(gateway_t *g, gw_call_t *call, const char *subject, json_t *payload) {
+int gw_call_send_text(gateway_t *g, gw_call_t *call, const char *subject, const char *text,
+                      size_t len) {
   gw_session_t *s = ws_user(call->conn);
-  char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-  json_decref(payload);
-  int rc = text ? 0 : -ENOMEM;
-  if (rc == 0 && s->state == GW_SESS_CLOSED) rc = -EPIPE;
+  int rc = s->state == GW_SESS_CLOSED ? -EPIPE : 0;
   call->g = g;
   if (rc == 0)
-    rc = bus_request(g->bus, subject, text, strlen(text), GW_CALL_TIMEOUT_MS, on_call_reply, call,
-                     NULL);
-  free(text);
+    rc = bus_request(g->bus, subject, text, len, GW_CALL_TIMEOUT_MS, on_call_reply, call, NULL);
   if (rc < 0) {
     call_free(call);
     return rc;
@@ -109,6 +128,18 @@ int gw_call_send(gateway_t *g, gw_call_t *call, const char *subject, json_t *pay
   if (s->calls) s->calls->prev = call;
   s->calls = call;
   return 0;
+}
+
+int gw_call_send(gateway_t *g, gw_call_t *call, const char *subject, json_t *payload) {
+  char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+  json_decref(payload);
+  if (!text) {
+    call_free(call);
+    return -ENOMEM;
+  }
+  int rc = gw_call_send_text(g, call, subject, text, strlen(text));
+  free(text);
+  return rc;
 }
 
 /* ---- events published for a user ---- */

@@ -106,10 +106,58 @@ static void answer(net_conn_t *c, gw_call_t *call, json_t *reply, const char *co
 
 static void send_pump(gateway_t *g, net_conn_t *c);
 
-static void on_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply, const char *code,
-                   const char *message) {
+/* Sends {"op":"ack", "ref", "nonce", ...the reply's members}: the reply
+ * (a service's object) is copied as text, not parsed. */
+static void send_ack(net_conn_t *c, json_t *ref, json_t *nonce, const jscan_val_t *reply) {
+  buf_t b = BUF_INIT;
+  buf_append(&b, "{\"op\":\"ack\"", 11);
+  if (ref) {
+    char *r = json_dumps(ref, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (r) {
+      buf_append(&b, ",\"ref\":", 7);
+      buf_append(&b, r, strlen(r));
+      free(r);
+    } else {
+      b.oom = true;
+    }
+  }
+  if (json_is_string(nonce)) {
+    buf_append(&b, ",\"nonce\":\"", 10);
+    buf_append_json_escaped(&b, json_string_value(nonce), json_string_length(nonce));
+    buf_append_char(&b, '"');
+  }
+  const char *p = reply->p + 1, *end = reply->p + reply->n - 1; /* inside the braces */
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  if (p < end) buf_append_char(&b, ',');
+  buf_append(&b, p, (size_t)(end - p));
+  buf_append_char(&b, '}');
+  if (!b.oom) ws_send_text(c, b.data, b.len);
+  buf_free(&b);
+}
+
+/* One send's answer: the ack, or the error (the call's, or the reply's). */
+static void answer_send(net_conn_t *c, json_t *ref, json_t *nonce, int64_t chan,
+                        const jscan_val_t *reply, const char *code, const char *message) {
+  jscan_val_t e;
+  if (reply && jscan_member(*reply, "error", &e)) {
+    /* An item of a batch refused: rare, parsed for its texts. */
+    json_t *j = json_loadb(e.p, e.n, 0, NULL);
+    code = json_string_value(json_object_get(j, "code"));
+    message = json_string_value(json_object_get(j, "message"));
+    gw_ws_error(c, code ? code : "internal", message ? message : "internal error", ref, chan);
+    json_decref(j);
+  } else if (reply && reply->type == JSCAN_OBJECT) {
+    send_ack(c, ref, nonce, reply);
+  } else {
+    gw_ws_error(c, code ? code : "internal",
+                message ? message : "the service answered something unreadable", ref, chan);
+  }
+}
+
+static void on_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, const jscan_val_t *reply,
+                   const char *code, const char *message) {
   if (!c) return;
-  answer(c, call, reply, code, message, "ack");
+  answer_send(c, call->ref, call->data, call->chan_id, reply, code, message);
   gw_session_t *s = ws_user(c);
   s->send_busy = false;
   if (s->state != GW_SESS_CLOSED) send_pump(g, c);
@@ -117,108 +165,131 @@ static void on_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply, 
 
 /* Takes ownership of p. With serial sends, marks the session busy until
  * the ack (or error) of this one. */
-static void send_start(gateway_t *g, net_conn_t *c, json_t *p, json_t *ref, json_t *nonce,
-                       int64_t chan) {
+/* A send's item, {channel_id, body, nonce[, attachments]}: the whole of a
+ * messages.send.batch item, and of a messages.send after the caller.
+ * Written once, as text (no tree, no second encoding). */
+static void item_text(buf_t *b, int64_t chan, json_t *body, json_t *nonce, json_t *att) {
+  buf_printf(b, "{\"channel_id\":%lld,\"body\":\"", (long long)chan);
+  buf_append_json_escaped(b, json_string_value(body), json_string_length(body));
+  buf_append(b, "\",\"nonce\":\"", 11);
+  buf_append_json_escaped(b, json_string_value(nonce), json_string_length(nonce));
+  buf_append_char(b, '"');
+  if (att && !json_is_null(att)) {
+    char *a = json_dumps(att, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!a) b->oom = true;
+    buf_append(b, ",\"attachments\":", 15);
+    if (a) buf_append(b, a, strlen(a));
+    free(a);
+  }
+  buf_append_char(b, '}');
+}
+
+/* {"user_id", "username", then the members of the item(s) or "items"}. */
+static void caller_text(buf_t *b, const gw_session_t *s) {
+  buf_printf(b, "{\"user_id\":%lld,\"username\":\"", (long long)s->user_id);
+  buf_append_json_escaped(b, s->username, strlen(s->username));
+  buf_append(b, "\",", 2);
+}
+
+static void call_failed(net_conn_t *c, int rc, json_t *ref, int64_t chan) {
+  if (rc == -EMSGSIZE)
+    gw_ws_error(c, "payload_too_large", "request too large for the bus", ref, chan);
+  else
+    gw_ws_error(c, "unavailable", "the messages service is not available", ref, chan);
+}
+
+/* A messages.send of one item (text from item_text). With serial sends,
+ * marks the session busy until the ack (or error) of this one. */
+static void send_start(gateway_t *g, net_conn_t *c, const char *item, size_t len, json_t *ref,
+                       json_t *nonce, int64_t chan) {
   gw_session_t *s = ws_user(c);
-  gw_call_t *call = gw_call_new(c, on_ack, ref);
+  buf_t b = BUF_INIT;
+  caller_text(&b, s);
+  buf_append(&b, item + 1, len - 1);
+  gw_call_t *call = b.oom ? NULL : gw_call_new_raw(c, on_ack, ref);
+  int rc = -ENOMEM;
   if (call) {
     call->data = json_incref(nonce);
     call->chan_id = chan;
+    rc = gw_call_send_text(g, call, "messages.send", b.data, b.len);
   }
-  if (call_or_error(g, c, call, "messages.send", p, ref, chan) == 0 && g->serial_sends)
+  buf_free(&b);
+  if (rc < 0)
+    call_failed(c, rc, ref, chan);
+  else if (g->serial_sends)
     s->send_busy = true;
 }
 
-/* The answer to one send of a batch: r is its result ({channel_id, id,
- * seq, created_at, duplicate} or {error}), NULL with code and message when
- * the whole batch failed. m is [ref, nonce, channel_id]. */
-static void answer_item(net_conn_t *c, json_t *m, json_t *r, const char *code,
-                        const char *message) {
-  json_t *ref = json_array_get(m, 0);
-  if (json_is_null(ref)) ref = NULL;
-  int64_t chan = (int64_t)json_integer_value(json_array_get(m, 2));
-  json_t *e = json_object_get(r, "error");
-  if (r && !json_is_object(r)) {
-    code = "internal";
-    message = "the service answered something unreadable";
-  } else if (e) {
-    code = json_string_value(json_object_get(e, "code"));
-    message = json_string_value(json_object_get(e, "message"));
-    if (!code) code = "internal";
-    if (!message) message = "internal error";
-  }
-  if (!r || e || !json_is_object(r)) {
-    gw_ws_error(c, code, message, ref, chan);
-    return;
-  }
-  json_t *a = json_pack("{s:s}", "op", "ack");
-  if (a && ref) json_object_set(a, "ref", ref);
-  if (a) json_object_set(a, "nonce", json_array_get(m, 1));
-  if (a) json_object_update(a, r);
-  gw_ws_send_json(c, a);
-}
-
-/* A batch's reply: each send answered in queue order, then the next ones. */
-static void on_batch_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
+/* A batch's reply: each send answered in queue order, then the next ones.
+ * call->data holds [ref, nonce, channel_id] per send. */
+static void on_batch_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, const jscan_val_t *reply,
                          const char *code, const char *message) {
   if (!c) return;
-  json_t *results = json_object_get(reply, "results");
-  if (reply && json_array_size(results) != json_array_size(call->data)) {
-    log_error("gateway", "messages.send.batch answered %zu results for %zu sends",
-              json_array_size(results), json_array_size(call->data));
+  jscan_val_t results, r;
+  size_t n = 0, pos = 0;
+  if (reply && jscan_member(*reply, "results", &results))
+    while (jscan_next(results, &pos, &r)) n++;
+  if (reply && n != json_array_size(call->data)) {
+    log_error("gateway", "messages.send.batch answered %zu results for %zu sends", n,
+              json_array_size(call->data));
     reply = NULL;
     code = "internal";
     message = "the service answered something unreadable";
   }
+  pos = 0;
   size_t i;
   json_t *m;
-  json_array_foreach(call->data, i, m)
-      answer_item(c, m, reply ? json_array_get(results, i) : NULL, code, message);
+  json_array_foreach(call->data, i, m) {
+    bool have = reply && jscan_next(results, &pos, &r);
+    json_t *ref = json_array_get(m, 0);
+    answer_send(c, json_is_null(ref) ? NULL : ref, json_array_get(m, 1),
+                (int64_t)json_integer_value(json_array_get(m, 2)), have ? &r : NULL, code,
+                message);
+  }
   gw_session_t *s = ws_user(c);
   s->send_busy = false;
   if (s->state != GW_SESS_CLOSED) send_pump(g, c);
 }
 
 /* Sends the first k (>= 2) queued sends as one messages.send.batch; on
- * failure answers each of them with the error. */
+ * failure answers each of them with the error. A queued send is
+ * [item text, ref, nonce, channel_id, cost]. */
 static void send_batch(gateway_t *g, net_conn_t *c, size_t k) {
   gw_session_t *s = ws_user(c);
-  json_t *items = json_array(), *meta = json_array();
+  json_t *meta = json_array();
+  buf_t b = BUF_INIT;
+  caller_text(&b, s);
+  buf_append(&b, "\"items\":[", 9);
   for (size_t i = 0; i < k; i++) {
     json_t *e = json_incref(json_array_get(s->sendq, 0));
     json_array_remove(s->sendq, 0);
     s->sendq_bytes -= (uint32_t)json_integer_value(json_array_get(e, 4));
-    json_t *p = json_array_get(e, 0);
-    /* The caller is the envelope's, once for all items. */
-    json_object_del(p, "user_id");
-    json_object_del(p, "username");
-    json_array_append(items, p);
+    json_t *item = json_array_get(e, 0);
+    if (i) buf_append_char(&b, ',');
+    buf_append(&b, json_string_value(item), json_string_length(item));
     json_array_append_new(meta, json_pack("[O, O, O]", json_array_get(e, 1),
                                           json_array_get(e, 2), json_array_get(e, 3)));
     json_decref(e);
   }
-  json_t *payload = json_pack("{s:I, s:s, s:o}", "user_id", (json_int_t)s->user_id, "username",
-                              s->username, "items", items);
+  buf_append(&b, "]}", 2);
   int rc = -ENOMEM;
-  if (meta && json_array_size(meta) == k) {
-    gw_call_t *call = gw_call_new(c, on_batch_ack, NULL);
+  if (!b.oom && meta && json_array_size(meta) == k) {
+    gw_call_t *call = gw_call_new_raw(c, on_batch_ack, NULL);
     if (call) {
       call->data = json_incref(meta);
-      rc = gw_call_send(g, call, "messages.send.batch", payload);
-      payload = NULL;
+      rc = gw_call_send_text(g, call, "messages.send.batch", b.data, b.len);
     }
   }
-  json_decref(payload);
+  buf_free(&b);
   if (rc == 0) {
     s->send_busy = true;
   } else {
     size_t i;
     json_t *m;
     json_array_foreach(meta, i, m) {
-      if (rc == -EMSGSIZE)
-        answer_item(c, m, NULL, "payload_too_large", "request too large for the bus");
-      else
-        answer_item(c, m, NULL, "unavailable", "the messages service is not available");
+      json_t *ref = json_array_get(m, 0);
+      call_failed(c, rc, json_is_null(ref) ? NULL : ref,
+                  (int64_t)json_integer_value(json_array_get(m, 2)));
     }
   }
   json_decref(meta);
@@ -248,8 +319,10 @@ static void send_pump(gateway_t *g, net_conn_t *c) {
     json_array_remove(s->sendq, 0);
     json_t *ref = json_array_get(e, 1);
     s->sendq_bytes -= (uint32_t)json_integer_value(json_array_get(e, 4));
-    send_start(g, c, json_incref(json_array_get(e, 0)), json_is_null(ref) ? NULL : ref,
-               json_array_get(e, 2), (int64_t)json_integer_value(json_array_get(e, 3)));
+    json_t *item = json_array_get(e, 0);
+    send_start(g, c, json_string_value(item), json_string_length(item),
+               json_is_null(ref) ? NULL : ref, json_array_get(e, 2),
+               (int64_t)json_integer_value(json_array_get(e, 3)));
     json_decref(e);
   }
 }
@@ -272,28 +345,32 @@ static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
     return;
   }
   if (!take_token(g, c, ref)) return;
-  json_t *p = json_pack("{s:I, s:s, s:I, s:O, s:O}", "user_id", (json_int_t)s->user_id,
-                        "username", s->username, "channel_id", (json_int_t)chan, "body", body,
-                        "nonce", nonce);
-  if (p && att && !json_is_null(att)) json_object_set(p, "attachments", att);
+  buf_t b = BUF_INIT;
+  item_text(&b, chan, body, nonce, att);
+  if (b.oom) {
+    buf_free(&b);
+    gw_ws_error(c, "unavailable", "out of memory", ref, chan);
+    return;
+  }
   if (!s->send_busy) {
-    send_start(g, c, p, ref, nonce, chan);
+    send_start(g, c, b.data, b.len, ref, nonce, chan);
+    buf_free(&b);
     return;
   }
   /* Serial sends (see gateway_internal.h): wait behind the one in flight. */
   if (!s->sendq) s->sendq = json_array();
-  /* The serialised size (jansson measures it without a buffer): what the
-   * batch will carry. */
-  size_t cost = p ? json_dumpb(p, NULL, 0, JSON_COMPACT) : 0;
-  if (!p || cost == 0 || !s->sendq || json_array_size(s->sendq) >= GW_SENDQ_MAX ||
-      s->sendq_bytes + cost > GW_SENDQ_MAX_BYTES) {
-    json_decref(p);
+  size_t cost = b.len; /* what the batch will carry */
+  json_t *e = NULL;
+  if (s->sendq && json_array_size(s->sendq) < GW_SENDQ_MAX &&
+      s->sendq_bytes + cost <= GW_SENDQ_MAX_BYTES)
+    e = json_pack("[s%, O, O, I, I]", b.data, b.len, ref ? ref : json_null(), nonce,
+                  (json_int_t)chan, (json_int_t)cost);
+  buf_free(&b);
+  if (!e || json_array_append_new(s->sendq, e) < 0) {
     gw_ws_error(c, "overloaded", "too many sends waiting for their ack on this connection", ref,
                 chan);
     return;
   }
-  json_array_append_new(s->sendq, json_pack("[o, O, O, I, I]", p, ref ? ref : json_null(), nonce,
-                                            (json_int_t)chan, (json_int_t)cost));
   s->sendq_bytes += (uint32_t)cost;
 }
 
