@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "core/utf8.h"
+
 static const char *ws(const char *p, const char *e) {
   while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
   return p;
@@ -128,42 +130,45 @@ bool jscan_parse(const char *data, size_t len, jscan_val_t *out) {
   return p && ws(p, e) == e;
 }
 
+/* Where the next element (or member) of container c starts, for an
+ * iteration at *pos (0: the first); NULL at the end or on a fault. */
+static const char *next_start(jscan_val_t c, jscan_type_t type, size_t pos) {
+  if (c.type != type || c.n < 2 || pos >= c.n) return NULL;
+  const char *e = c.p + c.n, *p;
+  if (pos == 0) {
+    p = ws(c.p + 1, e);
+    return p < e && *p == (type == JSCAN_OBJECT ? '}' : ']') ? NULL : p;
+  }
+  p = ws(c.p + pos, e);
+  return p < e && *p == ',' ? ws(p + 1, e) : NULL;
+}
+
+bool jscan_next_member(jscan_val_t obj, size_t *pos, jscan_val_t *key, jscan_val_t *val) {
+  const char *e = obj.p + obj.n, *p = next_start(obj, JSCAN_OBJECT, *pos), *q;
+  if (!p || p >= e || *p != '"' || !(q = skip_string(p, e))) return false;
+  *key = (jscan_val_t){p, (size_t)(q - p), JSCAN_STRING};
+  p = ws(q, e);
+  if (p >= e || *p != ':') return false;
+  if (!(p = take(ws(p + 1, e), e, 1, val))) return false;
+  *pos = (size_t)(p - obj.p);
+  return true;
+}
+
 bool jscan_member(jscan_val_t obj, const char *key, jscan_val_t *out) {
-  if (obj.type != JSCAN_OBJECT || obj.n < 2) return false;
-  const char *p = ws(obj.p + 1, obj.p + obj.n), *e = obj.p + obj.n;
-  size_t klen = strlen(key);
-  if (p < e && *p == '}') return false;
-  for (;;) {
-    if (p >= e || *p != '"') return false;
-    const char *k = p + 1, *q = skip_string(p, e);
-    if (!q) return false;
-    bool match = (size_t)(q - 1 - k) == klen && memcmp(k, key, klen) == 0;
-    p = ws(q, e);
-    if (p >= e || *p != ':') return false;
-    jscan_val_t v;
-    if (!(p = take(ws(p + 1, e), e, 1, &v))) return false;
-    if (match) {
+  size_t pos = 0;
+  jscan_val_t k, v;
+  while (jscan_next_member(obj, &pos, &k, &v)) {
+    if (jscan_str_eq(k, key)) {
       *out = v;
       return true;
     }
-    p = ws(p, e);
-    if (p >= e || *p != ',') return false;
-    p = ws(p + 1, e);
   }
+  return false;
 }
 
 bool jscan_next(jscan_val_t arr, size_t *pos, jscan_val_t *out) {
-  if (arr.type != JSCAN_ARRAY || arr.n < 2 || *pos >= arr.n) return false;
-  const char *e = arr.p + arr.n, *p;
-  if (*pos == 0) {
-    p = ws(arr.p + 1, e);
-    if (p < e && *p == ']') return false;
-  } else {
-    p = ws(arr.p + *pos, e);
-    if (p >= e || *p != ',') return false;
-    p = ws(p + 1, e);
-  }
-  if (!(p = take(p, e, 1, out))) return false;
+  const char *p = next_start(arr, JSCAN_ARRAY, *pos);
+  if (!p || !(p = take(p, arr.p + arr.n, 1, out))) return false;
   *pos = (size_t)(p - arr.p);
   return true;
 }
@@ -188,4 +193,85 @@ bool jscan_int64(jscan_val_t v, int64_t *out) {
 bool jscan_str_eq(jscan_val_t v, const char *s) {
   size_t n = strlen(s);
   return v.type == JSCAN_STRING && v.n == n + 2 && memcmp(v.p + 1, s, n) == 0;
+}
+
+static int hex4(const char *p) {
+  int v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = p[i];
+    v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  }
+  return v;
+}
+
+/* Appends code point cp as UTF-8 at out + *n (out may be NULL). */
+static void put_utf8(char *out, size_t *n, uint32_t cp) {
+  char b[4];
+  size_t k;
+  if (cp < 0x80) {
+    b[0] = (char)cp;
+    k = 1;
+  } else if (cp < 0x800) {
+    b[0] = (char)(0xC0 | cp >> 6);
+    b[1] = (char)(0x80 | (cp & 0x3F));
+    k = 2;
+  } else if (cp < 0x10000) {
+    b[0] = (char)(0xE0 | cp >> 12);
+    b[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+    b[2] = (char)(0x80 | (cp & 0x3F));
+    k = 3;
+  } else {
+    b[0] = (char)(0xF0 | cp >> 18);
+    b[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    b[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    b[3] = (char)(0x80 | (cp & 0x3F));
+    k = 4;
+  }
+  if (out) memcpy(out + *n, b, k);
+  *n += k;
+}
+
+ssize_t jscan_string(jscan_val_t v, char *out) {
+  if (v.type != JSCAN_STRING || v.n < 2) return -1;
+  /* v came from a scan: escapes are complete and the quotes are there. */
+  const char *p = v.p + 1, *e = v.p + v.n - 1;
+  size_t n = 0;
+  while (p < e) {
+    const char *run = p;
+    while (p < e && *p != '\\') p++;
+    size_t k = (size_t)(p - run);
+    if (k && !utf8_valid((const uint8_t *)run, k)) return -1;
+    if (out && k) memcpy(out + n, run, k);
+    n += k;
+    if (p >= e) break;
+    char c = p[1];
+    p += 2;
+    if (c != 'u') {
+      static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+      const char *f = strchr(from, c);
+      if (!f || !c) return -1;
+      if (out) out[n] = to[f - from];
+      n++;
+      continue;
+    }
+    if (e - p < 4) return -1;
+    uint32_t cp = (uint32_t)hex4(p);
+    p += 4;
+    if (cp == 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return -1; /* NUL, lone low half */
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (e - p < 6 || p[0] != '\\' || p[1] != 'u') return -1; /* lone high half */
+      uint32_t lo = (uint32_t)hex4(p + 2);
+      if (lo < 0xDC00 || lo > 0xDFFF) return -1;
+      p += 6;
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    put_utf8(out, &n, cp);
+  }
+  return (ssize_t)n;
+}
+
+int jscan_key_index(jscan_val_t key, const char *const *names, int n) {
+  for (int i = 0; i < n; i++)
+    if (jscan_str_eq(key, names[i])) return i;
+  return -1;
 }

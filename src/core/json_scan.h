@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define JSCAN_DEPTH_MAX 64
 
@@ -55,6 +56,10 @@ bool jscan_parse(const char *data, size_t len, jscan_val_t *out);
  * such key. */
 bool jscan_member(jscan_val_t obj, const char *key, jscan_val_t *out);
 
+/* Iterates an object's members: *pos starts at 0; each call yields the
+ * next key (a string value, quotes included) and value. */
+bool jscan_next_member(jscan_val_t obj, size_t *pos, jscan_val_t *key, jscan_val_t *val);
+
 /* Iterates an array: *pos starts at 0; each call yields the next element
  * and returns true, or false at the end (or when arr is not an array). */
 bool jscan_next(jscan_val_t arr, size_t *pos, jscan_val_t *out);
@@ -64,5 +69,16 @@ bool jscan_int64(jscan_val_t v, int64_t *out);
 
 /* A string value without escapes equal to s. */
 bool jscan_str_eq(jscan_val_t v, const char *s);
+
+/* The index in names[0..n) of the one key equals (as jscan_str_eq), -1
+ * when none does. */
+int jscan_key_index(jscan_val_t key, const char *const *names, int n);
+
+/* Decodes string value v into out, which needs v.n bytes at most (no NUL
+ * is added); out may be NULL to check only. Returns the decoded length, or
+ * -1 when v is not a string, holds bytes that are not UTF-8, \u0000, or a
+ * lone UTF-16 surrogate: the three things jansson also refuses in a
+ * string (so text a client sent can be taken from a scan). */
+ssize_t jscan_string(jscan_val_t v, char *out);
 
 #endif

@@ -361,6 +361,51 @@ test('idempotency across a reconnect: resend after a lost ack, and after a recei
   k3.ws.close(1000);
 });
 
+test('sends written by hand: escapes, an integer ref, any key order are read as JSON; unknown keys ignored; duplicates, \\u0000 and lone surrogates refused', async () => {
+  /* The gateway reads a plain send frame with a scan and everything else
+   * with jansson: both must give the same answers. */
+  const ann = await user('ann');
+  const ch = await createChannel(ann, uname('raw'));
+  const a1 = await device(ann);
+  const reply = (ref) =>
+    a1.until(() => {
+      const i = a1.queue.findIndex((m) => m && JSON.stringify(m.ref) === JSON.stringify(ref));
+      return i >= 0 ? a1.queue.splice(i, 1)[0] : null;
+    }, 5000, `the reply to ${J(ref)}`);
+  a1.send(`{"op":"send","ref":"r\\/1 \\u00e9","channel_id":${ch.id},"body":"caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\/ \\n\\t","nonce":"n\\u0031"}`);
+  const one = await reply('r/1 é');
+  assert.equal(one.op, 'ack', J(one));
+  assert.equal(one.nonce, 'n1', J(one));
+  a1.send(`{"ref":42, "nonce" : "n2","body":"two","op":"send","channel_id":${ch.id}}`);
+  const two = await reply(42);
+  assert.equal(two.op, 'ack', J(two));
+  assert.equal(two.seq, one.seq + 1, J(two));
+  a1.send(`{"op":"send","channel_id":${ch.id},"body":"three","nonce":"n3","ref":"r3","extra":{"a":[1]}}`);
+  assert.equal((await reply('r3')).op, 'ack');
+  a1.send(`{"op":"send","ref":[4],"channel_id":${ch.id},"body":"four","nonce":"n4"}`);
+  assert.equal((await reply([4])).op, 'ack');
+  for (const bad of [
+    `{"op":"send","channel_id":${ch.id},"body":"x","body":"y","nonce":"d1"}`,
+    `{"op":"send","channel_id":${ch.id},"body":"nul \\u0000","nonce":"d2"}`,
+    `{"op":"send","channel_id":${ch.id},"body":"half","nonce":"\\ud800"}`,
+    `{"op":"send","channel_id":${ch.id},"body":"half","nonce":"\\udc00\\ud800"}`,
+  ]) {
+    a1.send(bad);
+    const e = await a1.until(() => {
+      const i = a1.queue.findIndex((m) => m && m.op === 'error');
+      return i >= 0 ? a1.queue.splice(i, 1)[0] : null;
+    }, 5000, `the error for ${bad}`);
+    assert.equal(e.code, 'bad_json', `${bad}: ${J(e)}`);
+  }
+  const h = await history(ann, ch.id);
+  assert.deepEqual(
+    h.messages.map((m) => [m.body, m.nonce]),
+    [['café 😀 "q" \\ / \n\t', 'n1'], ['two', 'n2'], ['three', 'n3'], ['four', 'n4']],
+    J(h)
+  );
+  a1.ws.close(1000);
+});
+
 test('edits and deletes: author only (403 for another member, 404 for a non-member), events reach members only', async () => {
   const eve = await user('eve');
   const fay = await user('fay');

@@ -5,7 +5,9 @@
  *     the converse does not hold);
  *   - every value the scan hands out (members, elements) lies inside the
  *     input and scans again on its own as the same type;
- *   - an integer read by both has the same value;
+ *   - an integer read by both has the same value, a string decodes to
+ *     the same bytes (and is refused exactly when jansson refuses it);
+ *   - an object has as many members for both;
  *   - iteration ends and only moves forward. */
 #include <jansson.h>
 #include <stddef.h>
@@ -53,6 +55,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   json_t *j = json_loadb(x, size, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
   /* jansson also stops reading at a NUL byte. */
   if (j && !ok && depth_of(j) <= JSCAN_DEPTH_MAX && !memchr(x, 0, size)) __builtin_trap();
+  if (ok && v.type == JSCAN_STRING) {
+    /* Decoding: the same bytes as jansson's (which refuses \u0000 without
+     * JSON_ALLOW_NUL), and refused exactly when jansson refuses. */
+    char out[4096];
+    ssize_t n = v.n <= sizeof out ? jscan_string(v, out) : -2;
+    json_t *s = json_loadb(x, size, JSON_DECODE_ANY, NULL);
+    if (n >= 0 && (!json_is_string(s) || json_string_length(s) != (size_t)n ||
+                   memcmp(json_string_value(s), out, (size_t)n) != 0))
+      __builtin_trap();
+    if (n == -1 && s) __builtin_trap();
+    json_decref(s);
+  }
   if (ok) {
     check_inside(x, size, v);
     int64_t a;
@@ -70,6 +84,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           __builtin_trap();
       }
     }
+    size_t mpos = 0, mlast = 0, members = 0;
+    jscan_val_t mk, mv;
+    while (jscan_next_member(v, &mpos, &mk, &mv)) {
+      if (mpos <= mlast) __builtin_trap();
+      mlast = mpos;
+      check_inside(x, size, mk);
+      check_inside(x, size, mv);
+      if (mk.type != JSCAN_STRING) __builtin_trap();
+      members++;
+    }
+    if (json_is_object(j) && members != json_object_size(j)) __builtin_trap();
     static const char *const keys[] = {"op", "seq", "message", "results", "error", ""};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
       jscan_val_t m;

@@ -7,7 +7,9 @@
  * bad_request always carries a detail, a 404 never does; every error reply,
  * and every channel and message object built from accepted fields, is
  * valid JSON of the documented shape; mentions are distinct valid
- * usernames, at most the maximum asked for. */
+ * usernames, at most the maximum asked for. For messages.send, whatever
+ * the hot-path scan (messages_send_scan.c) accepts, the jansson tree
+ * accepts too, with the same fields. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -124,6 +126,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     msg_batch_items_free(items, n);
     return 0;
+  }
+  if (op == MSG_OP_SEND) {
+    /* The scan (hot path) and the tree agree on whatever the scan takes. */
+    msg_req_t fast, slow;
+    const char *d2 = NULL;
+    if (msg_send_scan(data + 1, size - 1, &fast)) {
+      CHECK(msg_req_parse_tree(op, data + 1, size - 1, &slow, &d2) == MSG_OK);
+      CHECK(fast.user_id == slow.user_id && fast.channel_id == slow.channel_id);
+      CHECK(strcmp(fast.username, slow.username) == 0);
+      CHECK(fast.body_len == slow.body_len && memcmp(fast.body, slow.body, fast.body_len) == 0);
+      CHECK(fast.nonce_len == slow.nonce_len && memcmp(fast.nonce, slow.nonce, fast.nonce_len) == 0);
+      CHECK(!fast.attachments && !slow.attachments);
+      msg_req_free(&slow);
+    } else {
+      CHECK(!fast.body && !fast.attachments);
+    }
+    msg_req_free(&fast);
   }
   msg_req_t r;
   const char *detail = (const char *)1;

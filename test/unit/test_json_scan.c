@@ -106,11 +106,39 @@ static void test_depth(void **state) {
   assert_true(jscan_parse(deep + 1, 2 * JSCAN_DEPTH_MAX, &v)); /* exactly the limit */
 }
 
+static void test_members_and_strings(void **state) {
+  (void)state;
+  jscan_val_t o = parse("{\"a\":1, \"b\" : [2] ,\"c\":\"x\"}"), k, v;
+  size_t pos = 0;
+  const char *names[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; i++) {
+    assert_true(jscan_next_member(o, &pos, &k, &v));
+    assert_true(jscan_str_eq(k, names[i]));
+  }
+  assert_false(jscan_next_member(o, &pos, &k, &v));
+  char out[64];
+  /* every escape, a 2-, 3- and 4-byte character (the last a surrogate pair) */
+  jscan_val_t str = parse("\"q\\\"b\\\\s\\/\\b\\f\\n\\r\\t \\u00e9\\u20AC\\ud83d\\ude00 \xc3\xa9\"");
+  ssize_t n = jscan_string(str, out);
+  const char want[] = "q\"b\\s/\b\f\n\r\t \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \xc3\xa9";
+  assert_int_equal(n, sizeof want - 1);
+  assert_memory_equal(out, want, sizeof want - 1);
+  assert_int_equal(jscan_string(str, NULL), n);
+  assert_int_equal(jscan_string(parse("\"\""), out), 0);
+  static const char *const refused[] = {
+      "\"\\u0000\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\ud800x\"",
+      "\"\xc3\"", "\"\xff\"", "\"\xed\xa0\x80\"",
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+    if (jscan_string(parse(refused[i]), out) != -1) fail_msg("decoded %s", refused[i]);
+  assert_int_equal(jscan_string(parse("1"), out), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_event_fields), cmocka_unit_test(test_array_iteration),
       cmocka_unit_test(test_integers),     cmocka_unit_test(test_malformed),
-      cmocka_unit_test(test_depth),
+      cmocka_unit_test(test_depth),        cmocka_unit_test(test_members_and_strings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,6 +143,17 @@ struct gw_call {
   uint32_t replay_id;
 };
 
+/* A client's send frame as gw_send_scan reads it: spans into the frame. */
+typedef struct {
+  int64_t channel_id;
+  jscan_val_t ref;   /* .p NULL: none; else a string or an integer */
+  jscan_val_t body;  /* a string, checked: valid JSON text as it is */
+  jscan_val_t nonce; /* a non-empty string, checked likewise */
+} gw_send_frame_t;
+/* gateway_send_scan.c: true when data is a {"op":"send"} frame the scan
+ * could read and op_send would accept; false: parse it with jansson. */
+bool gw_send_scan(const char *data, size_t len, gw_send_frame_t *out);
+
 int gateway_ws_routes(gateway_t *g);
 int gateway_auth_routes(gateway_t *g);
 int gateway_messages_routes(gateway_t *g);

@@ -165,25 +165,9 @@ static void on_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, const jscan_val
 
 /* Takes ownership of p. With serial sends, marks the session busy until
  * the ack (or error) of this one. */
-/* A send's item, {channel_id, body, nonce[, attachments]}: the whole of a
- * messages.send.batch item, and of a messages.send after the caller.
- * Written once, as text (no tree, no second encoding). */
-static void item_text(buf_t *b, int64_t chan, json_t *body, json_t *nonce, json_t *att) {
-  buf_printf(b, "{\"channel_id\":%lld,\"body\":\"", (long long)chan);
-  buf_append_json_escaped(b, json_string_value(body), json_string_length(body));
-  buf_append(b, "\",\"nonce\":\"", 11);
-  buf_append_json_escaped(b, json_string_value(nonce), json_string_length(nonce));
-  buf_append_char(b, '"');
-  if (att && !json_is_null(att)) {
-    char *a = json_dumps(att, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (!a) b->oom = true;
-    buf_append(b, ",\"attachments\":", 15);
-    if (a) buf_append(b, a, strlen(a));
-    free(a);
-  }
-  buf_append_char(b, '}');
-}
-
+/* A send's item, {channel_id, body, nonce[, attachments]}, is the whole of
+ * a messages.send.batch item, and of a messages.send after the caller: it
+ * is written once, as text (op_send, op_send_scanned), and queued as such. */
 /* {"user_id", "username", then the members of the item(s) or "items"}. */
 static void caller_text(buf_t *b, const gw_session_t *s) {
   buf_printf(b, "{\"user_id\":%lld,\"username\":\"", (long long)s->user_id);
@@ -198,7 +182,7 @@ static void call_failed(net_conn_t *c, int rc, json_t *ref, int64_t chan) {
     gw_ws_error(c, "unavailable", "the messages service is not available", ref, chan);
 }
 
-/* A messages.send of one item (text from item_text). With serial sends,
+/* A messages.send of one item. With serial sends,
  * marks the session busy until the ack (or error) of this one. */
 static void send_start(gateway_t *g, net_conn_t *c, const char *item, size_t len, json_t *ref,
                        json_t *nonce, int64_t chan) {
@@ -327,8 +311,36 @@ static void send_pump(gateway_t *g, net_conn_t *c) {
   }
 }
 
-static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+/* A valid send, after its rate token: its item text goes now, or
+ * waits behind the send in flight. */
+static void send_item(gateway_t *g, net_conn_t *c, buf_t *item, json_t *ref, json_t *nonce,
+                      int64_t chan) {
   gw_session_t *s = ws_user(c);
+  if (item->oom) {
+    gw_ws_error(c, "unavailable", "out of memory", ref, chan);
+    return;
+  }
+  if (!s->send_busy) {
+    send_start(g, c, item->data, item->len, ref, nonce, chan);
+    return;
+  }
+  /* Serial sends (see gateway_internal.h): wait behind the one in flight. */
+  if (!s->sendq) s->sendq = json_array();
+  size_t cost = item->len; /* what the batch will carry */
+  json_t *e = NULL;
+  if (s->sendq && json_array_size(s->sendq) < GW_SENDQ_MAX &&
+      s->sendq_bytes + cost <= GW_SENDQ_MAX_BYTES)
+    e = json_pack("[s%, O, O, I, I]", item->data, item->len, ref ? ref : json_null(), nonce,
+                  (json_int_t)chan, (json_int_t)cost);
+  if (!e || json_array_append_new(s->sendq, e) < 0) {
+    gw_ws_error(c, "overloaded", "too many sends waiting for their ack on this connection", ref,
+                chan);
+    return;
+  }
+  s->sendq_bytes += (uint32_t)cost;
+}
+
+static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
   int64_t chan = 0;
   json_t *body = json_object_get(m, "body");
   json_t *nonce = json_object_get(m, "nonce");
@@ -346,32 +358,56 @@ static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
   }
   if (!take_token(g, c, ref)) return;
   buf_t b = BUF_INIT;
-  item_text(&b, chan, body, nonce, att);
-  if (b.oom) {
-    buf_free(&b);
-    gw_ws_error(c, "unavailable", "out of memory", ref, chan);
-    return;
+  buf_printf(&b, "{\"channel_id\":%lld,\"body\":\"", (long long)chan);
+  buf_append_json_escaped(&b, json_string_value(body), json_string_length(body));
+  buf_append(&b, "\",\"nonce\":\"", 11);
+  buf_append_json_escaped(&b, json_string_value(nonce), json_string_length(nonce));
+  buf_append_char(&b, '"');
+  if (att && !json_is_null(att)) {
+    char *a = json_dumps(att, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!a) b.oom = true;
+    buf_append(&b, ",\"attachments\":", 15);
+    if (a) buf_append(&b, a, strlen(a));
+    free(a);
   }
-  if (!s->send_busy) {
-    send_start(g, c, b.data, b.len, ref, nonce, chan);
-    buf_free(&b);
-    return;
-  }
-  /* Serial sends (see gateway_internal.h): wait behind the one in flight. */
-  if (!s->sendq) s->sendq = json_array();
-  size_t cost = b.len; /* what the batch will carry */
-  json_t *e = NULL;
-  if (s->sendq && json_array_size(s->sendq) < GW_SENDQ_MAX &&
-      s->sendq_bytes + cost <= GW_SENDQ_MAX_BYTES)
-    e = json_pack("[s%, O, O, I, I]", b.data, b.len, ref ? ref : json_null(), nonce,
-                  (json_int_t)chan, (json_int_t)cost);
+  buf_append_char(&b, '}');
+  send_item(g, c, &b, ref, nonce, chan);
   buf_free(&b);
-  if (!e || json_array_append_new(s->sendq, e) < 0) {
-    gw_ws_error(c, "overloaded", "too many sends waiting for their ack on this connection", ref,
-                chan);
-    return;
+}
+
+/* The same send from a frame gw_send_scan read: its body and nonce are
+ * copied into the item as the client wrote them (valid JSON strings). */
+static void op_send_scanned(gateway_t *g, net_conn_t *c, const gw_send_frame_t *f) {
+  json_t *ref = NULL;
+  int64_t r;
+  if (f->ref.p && jscan_int64(f->ref, &r)) {
+    ref = json_integer((json_int_t)r);
+  } else if (f->ref.p) {
+    char tmp[256];
+    char *dec = f->ref.n <= sizeof tmp ? tmp : malloc(f->ref.n);
+    ssize_t n = dec ? jscan_string(f->ref, dec) : -1;
+    ref = n >= 0 ? json_stringn(dec, (size_t)n) : NULL;
+    if (dec != tmp) free(dec);
   }
-  s->sendq_bytes += (uint32_t)cost;
+  char tmp[256];
+  char *dec = f->nonce.n <= sizeof tmp ? tmp : malloc(f->nonce.n);
+  ssize_t n = dec ? jscan_string(f->nonce, dec) : -1;
+  json_t *nonce = n > 0 ? json_stringn(dec, (size_t)n) : NULL;
+  if (dec != tmp) free(dec);
+  if (!nonce || (f->ref.p && !ref)) {
+    gw_ws_error(c, "unavailable", "out of memory", ref, f->channel_id);
+  } else if (take_token(g, c, ref)) {
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "{\"channel_id\":%lld,\"body\":", (long long)f->channel_id);
+    buf_append(&b, f->body.p, f->body.n);
+    buf_append(&b, ",\"nonce\":", 9);
+    buf_append(&b, f->nonce.p, f->nonce.n);
+    buf_append_char(&b, '}');
+    send_item(g, c, &b, ref, nonce, f->channel_id);
+    buf_free(&b);
+  }
+  json_decref(ref);
+  json_decref(nonce);
 }
 
 static void on_read_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, json_t *reply,
@@ -515,6 +551,11 @@ static const struct {
 };
 
 void gw_ws_handle_text(gateway_t *g, net_conn_t *c, const char *data, size_t len) {
+  gw_send_frame_t f;
+  if (gw_send_scan(data, len, &f)) {
+    op_send_scanned(g, c, &f);
+    return;
+  }
   json_error_t err;
   json_t *m = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
   if (!m || !json_is_object(m)) {

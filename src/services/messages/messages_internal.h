@@ -5,6 +5,8 @@
  * Files, one job each:
  *   messages_validate.c  payload -> msg_req_t (on the loop, bounded by
  *                        MESSAGES_REQUEST_MAX); pure
+ *   messages_send_scan.c the same for a plain messages.send, without a
+ *                        JSON tree (the hot path); pure
  *   messages_mentions.c  @username mentions of a body; pure
  *   messages_reply.c     JSON of errors, channels, members, messages; pure
  *   messages_names.c     the bounded id <-> username cache (loop only)
@@ -134,6 +136,13 @@ typedef struct {
 msg_err_t msg_req_parse(msg_op_t op, const void *data, size_t len, msg_req_t *out,
                         const char **detail);
 void msg_req_free(msg_req_t *r);
+/* msg_req_parse without its hot path: the jansson tree for every op. */
+msg_err_t msg_req_parse_tree(msg_op_t op, const void *data, size_t len, msg_req_t *out,
+                             const char **detail);
+/* The hot path: true when data is a messages.send this scan could read and
+ * found valid (out as msg_req_parse fills it, MSG_OK); false otherwise, with
+ * out cleared and nothing allocated: msg_req_parse_tree decides then. */
+bool msg_send_scan(const void *data, size_t len, msg_req_t *out);
 
 /* One item of a messages.send.batch: a send request as msg_req_parse
  * would build it (user_id and username from the envelope), or the error

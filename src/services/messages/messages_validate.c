@@ -343,6 +343,13 @@ static msg_err_t parse_op(ctx_t *c, msg_op_t op, msg_req_t *r) {
 msg_err_t msg_req_parse(msg_op_t op, const void *data, size_t len, msg_req_t *out,
                         const char **detail) {
   *detail = NULL;
+  if (op == MSG_OP_SEND && msg_send_scan(data, len, out)) return MSG_OK;
+  return msg_req_parse_tree(op, data, len, out, detail);
+}
+
+msg_err_t msg_req_parse_tree(msg_op_t op, const void *data, size_t len, msg_req_t *out,
+                             const char **detail) {
+  *detail = NULL;
   memset(out, 0, sizeof *out);
   out->op = op;
   if ((unsigned)op >= MSG_OP_COUNT) {
