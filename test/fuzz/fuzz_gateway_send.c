@@ -1,11 +1,12 @@
 /* Fuzz target: gw_send_scan (services/gateway/gateway_send_scan.c), the
- * scan that takes a client's {"op":"send"} frame without jansson. Any
+ * scan that takes a client's {"op":"send"} or {"op":"broadcast"} frame
+ * without jansson. Any
  * bytes that are valid UTF-8 (the WebSocket layer refuses the rest before
  * the gateway sees a frame): whatever the scan accepts, jansson must parse
  * (duplicates refused, as gw_ws_handle_text does) into an object that
- * op_send accepts with the same fields: op "send", the same positive
- * channel_id, body and non-empty nonce decoding to the same strings, the
- * same ref, and nothing else; its spans lie inside the input. */
+ * the op accepts with the same fields: the same op, the same positive
+ * channel_id, body (and a send's non-empty nonce) decoding to the same
+ * strings, the same ref, and nothing else; its spans lie inside the input. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,17 +38,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!gw_send_scan(x, size, &f)) return 0;
   json_t *m = json_loadb(x, size, JSON_REJECT_DUPLICATES, NULL);
   if (!json_is_object(m)) __builtin_trap();
-  if (strcmp(json_string_value(json_object_get(m, "op")) ?: "", "send") != 0) __builtin_trap();
+  const char *op = json_string_value(json_object_get(m, "op"));
+  if (!op || strcmp(op, f.broadcast ? "broadcast" : "send") != 0) __builtin_trap();
   json_t *ch = json_object_get(m, "channel_id");
   if (!json_is_integer(ch) || json_integer_value(ch) != f.channel_id || f.channel_id <= 0)
     __builtin_trap();
   if (!inside(x, size, f.body) || !same_string(f.body, json_object_get(m, "body")))
     __builtin_trap();
   json_t *nonce = json_object_get(m, "nonce");
-  if (!inside(x, size, f.nonce) || !same_string(f.nonce, nonce) || json_string_length(nonce) == 0)
-    __builtin_trap();
+  size_t keys = 3;
+  if (f.broadcast) {
+    if (nonce || f.nonce.p) __builtin_trap();
+  } else {
+    keys++;
+    if (!inside(x, size, f.nonce) || !same_string(f.nonce, nonce) || json_string_length(nonce) == 0)
+      __builtin_trap();
+  }
   json_t *ref = json_object_get(m, "ref");
-  size_t keys = 4;
   if (f.ref.p) {
     int64_t r;
     keys++;

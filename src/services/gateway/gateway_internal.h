@@ -143,15 +143,18 @@ struct gw_call {
   uint32_t replay_id;
 };
 
-/* A client's send frame as gw_send_scan reads it: spans into the frame. */
+/* A client's send or broadcast frame as gw_send_scan reads it: spans into
+ * the frame. */
 typedef struct {
+  bool broadcast;    /* op "broadcast" (else "send") */
   int64_t channel_id;
   jscan_val_t ref;   /* .p NULL: none; else a string or an integer */
   jscan_val_t body;  /* a string, checked: valid JSON text as it is */
-  jscan_val_t nonce; /* a non-empty string, checked likewise */
+  jscan_val_t nonce; /* send: a non-empty string, checked likewise; broadcast: none */
 } gw_send_frame_t;
-/* gateway_send_scan.c: true when data is a {"op":"send"} frame the scan
- * could read and op_send would accept; false: parse it with jansson. */
+/* gateway_send_scan.c: true when data is a {"op":"send"} or
+ * {"op":"broadcast"} frame the scan could read, with the members and types
+ * those ops require; false: parse it with jansson. */
 bool gw_send_scan(const char *data, size_t len, gw_send_frame_t *out);
 
 int gateway_ws_routes(gateway_t *g);

@@ -375,27 +375,36 @@ static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
   buf_free(&b);
 }
 
-/* The same send from a frame gw_send_scan read: its body and nonce are
- * copied into the item as the client wrote them (valid JSON strings). */
-static void op_send_scanned(gateway_t *g, net_conn_t *c, const gw_send_frame_t *f) {
-  json_t *ref = NULL;
+static void broadcast(gateway_t *g, net_conn_t *c, json_t *ref, int64_t chan, const char *body,
+                      size_t len);
+
+/* A string or integer value as a new jansson value; NULL when out of
+ * memory. */
+static json_t *scanned_json(jscan_val_t v) {
   int64_t r;
-  if (f->ref.p && jscan_int64(f->ref, &r)) {
-    ref = json_integer((json_int_t)r);
-  } else if (f->ref.p) {
-    char tmp[256];
-    char *dec = f->ref.n <= sizeof tmp ? tmp : malloc(f->ref.n);
-    ssize_t n = dec ? jscan_string(f->ref, dec) : -1;
-    ref = n >= 0 ? json_stringn(dec, (size_t)n) : NULL;
-    if (dec != tmp) free(dec);
-  }
+  if (jscan_int64(v, &r)) return json_integer((json_int_t)r);
   char tmp[256];
-  char *dec = f->nonce.n <= sizeof tmp ? tmp : malloc(f->nonce.n);
-  ssize_t n = dec ? jscan_string(f->nonce, dec) : -1;
-  json_t *nonce = n > 0 ? json_stringn(dec, (size_t)n) : NULL;
+  char *dec = v.n <= sizeof tmp ? tmp : malloc(v.n);
+  ssize_t n = dec ? jscan_string(v, dec) : -1;
+  json_t *j = n >= 0 ? json_stringn(dec, (size_t)n) : NULL;
   if (dec != tmp) free(dec);
-  if (!nonce || (f->ref.p && !ref)) {
+  return j;
+}
+
+/* A send or broadcast from a frame gw_send_scan read. A send's body and
+ * nonce are copied into the item as the client wrote them (valid JSON
+ * strings); a broadcast's body is decoded (its characters are counted). */
+static void op_scanned(gateway_t *g, net_conn_t *c, const gw_send_frame_t *f) {
+  json_t *ref = f->ref.p ? scanned_json(f->ref) : NULL;
+  json_t *nonce = f->nonce.p ? scanned_json(f->nonce) : NULL;
+  char tmp[1024], *body = NULL;
+  ssize_t blen = -1;
+  if (f->broadcast && (body = f->body.n <= sizeof tmp ? tmp : malloc(f->body.n)))
+    blen = jscan_string(f->body, body);
+  if ((f->ref.p && !ref) || (f->nonce.p && !nonce) || (f->broadcast && blen < 0)) {
     gw_ws_error(c, "unavailable", "out of memory", ref, f->channel_id);
+  } else if (f->broadcast) {
+    broadcast(g, c, ref, f->channel_id, body, (size_t)blen);
   } else if (take_token(g, c, ref)) {
     buf_t b = BUF_INIT;
     buf_printf(&b, "{\"channel_id\":%lld,\"body\":", (long long)f->channel_id);
@@ -406,6 +415,7 @@ static void op_send_scanned(gateway_t *g, net_conn_t *c, const gw_send_frame_t *
     send_item(g, c, &b, ref, nonce, f->channel_id);
     buf_free(&b);
   }
+  if (body != tmp) free(body);
   json_decref(ref);
   json_decref(nonce);
 }
@@ -501,19 +511,12 @@ static void op_typing(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
  * a success. Membership is this connection's subscription, so a non-member
  * is refused before it costs a token; the sender's own connections receive
  * the event like every other member. */
-static void op_broadcast(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+/* A broadcast whose channel_id and body (decoded) are read. */
+static void broadcast(gateway_t *g, net_conn_t *c, json_t *ref, int64_t chan, const char *body,
+                      size_t len) {
   gw_session_t *s = ws_user(c);
-  int64_t chan = 0;
-  json_t *body = json_object_get(m, "body");
-  const char *bad = NULL;
-  if (!get_id(m, "channel_id", &chan))
-    bad = "'channel_id' must be a positive integer";
-  else if (!json_is_string(body))
-    bad = "'body' must be a string";
-  else if (!gw_broadcast_body_ok(json_string_value(body), json_string_length(body)))
-    bad = "'body' must be 1-4000 characters";
-  if (bad) {
-    bad_field(c, bad, ref);
+  if (!gw_broadcast_body_ok(body, len)) {
+    bad_field(c, "'body' must be 1-4000 characters", ref);
     return;
   }
   if (!gw_subs_entry(&g->subs, &s->cs, chan)) {
@@ -521,9 +524,22 @@ static void op_broadcast(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
     return;
   }
   if (!take_token(g, c, ref)) return;
-  if (gw_broadcast_publish(g, s->user_id, chan, json_string_value(body),
-                           json_string_length(body)) < 0)
+  if (gw_broadcast_publish(g, s->user_id, chan, body, len) < 0)
     gw_ws_error(c, "unavailable", "the broadcast could not be published", ref, chan);
+}
+
+static void op_broadcast(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
+  int64_t chan = 0;
+  json_t *body = json_object_get(m, "body");
+  const char *bad = NULL;
+  if (!get_id(m, "channel_id", &chan))
+    bad = "'channel_id' must be a positive integer";
+  else if (!json_is_string(body))
+    bad = "'body' must be a string";
+  if (bad)
+    bad_field(c, bad, ref);
+  else
+    broadcast(g, c, ref, chan, json_string_value(body), json_string_length(body));
 }
 
 static void op_ping(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
@@ -553,7 +569,7 @@ static const struct {
 void gw_ws_handle_text(gateway_t *g, net_conn_t *c, const char *data, size_t len) {
   gw_send_frame_t f;
   if (gw_send_scan(data, len, &f)) {
-    op_send_scanned(g, c, &f);
+    op_scanned(g, c, &f);
     return;
   }
   json_error_t err;
