@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   char *data;   /* NUL-terminated whenever len < cap (always after an append) */
@@ -27,6 +28,9 @@ int buf_reserve(buf_t *b, size_t extra);
 void buf_append(buf_t *b, const void *data, size_t len);
 void buf_append_str(buf_t *b, const char *s);
 void buf_append_char(buf_t *b, char c);
+/* The decimal text of v (what printf's %lld writes, without its cost on
+ * the message path). */
+void buf_append_i64(buf_t *b, int64_t v);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(buf_t *b, const char *fmt, va_list ap);
 /* Appends s as the body of a JSON string (without the quotes), escaping

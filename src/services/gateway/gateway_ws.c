@@ -170,7 +170,9 @@ static void on_ack(gateway_t *g, net_conn_t *c, gw_call_t *call, const jscan_val
  * is written once, as text (op_send, op_send_scanned), and queued as such. */
 /* {"user_id", "username", then the members of the item(s) or "items"}. */
 static void caller_text(buf_t *b, const gw_session_t *s) {
-  buf_printf(b, "{\"user_id\":%lld,\"username\":\"", (long long)s->user_id);
+  buf_append_str(b, "{\"user_id\":");
+  buf_append_i64(b, s->user_id);
+  buf_append_str(b, ",\"username\":\"");
   buf_append_json_escaped(b, s->username, strlen(s->username));
   buf_append(b, "\",", 2);
 }
@@ -407,7 +409,9 @@ static void op_scanned(gateway_t *g, net_conn_t *c, const gw_send_frame_t *f) {
     broadcast(g, c, ref, f->channel_id, body, (size_t)blen);
   } else if (take_token(g, c, ref)) {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "{\"channel_id\":%lld,\"body\":", (long long)f->channel_id);
+    buf_append_str(&b, "{\"channel_id\":");
+    buf_append_i64(&b, f->channel_id);
+    buf_append_str(&b, ",\"body\":");
     buf_append(&b, f->body.p, f->body.n);
     buf_append(&b, ",\"nonce\":", 9);
     buf_append(&b, f->nonce.p, f->nonce.n);

@@ -144,10 +144,13 @@ static bool attachments_ok(str_t a) {
 }
 
 void msg_message_json(const msg_rec_t *m, const char *author, bool full, buf_t *out) {
-  buf_printf(out,
-             "{\"id\":\"%" PRId64 "\",\"seq\":%" PRId64 ",\"author_id\":%" PRId64
-             ",\"author\":",
-             m->id, m->seq, m->author_id);
+  buf_append_str(out, "{\"id\":\"");
+  buf_append_i64(out, m->id);
+  buf_append_str(out, "\",\"seq\":");
+  buf_append_i64(out, m->seq);
+  buf_append_str(out, ",\"author_id\":");
+  buf_append_i64(out, m->author_id);
+  buf_append_str(out, ",\"author\":");
   json_name(out, author);
   buf_append_str(out, ",\"body\":");
   json_str(out, m->body.p ? m->body.p : "", m->body.n);
@@ -161,7 +164,8 @@ void msg_message_json(const msg_rec_t *m, const char *author, bool full, buf_t *
     json_str(out, m->nonce.p, m->nonce.n);
   else
     buf_append_str(out, "null");
-  buf_printf(out, ",\"created_at\":%" PRId64, m->created_at);
+  buf_append_str(out, ",\"created_at\":");
+  buf_append_i64(out, m->created_at);
   if (full) {
     buf_append_str(out, ",\"edited_at\":");
     if (m->edited_at > 0)

@@ -257,11 +257,15 @@ static void on_appended(void *arg, int status, const msg_ack_t *ack) {
   j->ch.dm_user_hi = ack->dm_user_hi;
   if (!ack->duplicate) metrics_inc(s->appends);
   buf_t b = BUF_INIT;
-  buf_printf(&b,
-             "{\"channel_id\":%" PRId64 ",\"id\":\"%" PRId64 "\",\"seq\":%" PRId64
-             ",\"created_at\":%" PRId64 ",\"duplicate\":%s}",
-             j->req.channel_id, ack->id, ack->seq, ack->created_at,
-             ack->duplicate ? "true" : "false");
+  buf_append_str(&b, "{\"channel_id\":");
+  buf_append_i64(&b, j->req.channel_id);
+  buf_append_str(&b, ",\"id\":\"");
+  buf_append_i64(&b, ack->id);
+  buf_append_str(&b, "\",\"seq\":");
+  buf_append_i64(&b, ack->seq);
+  buf_append_str(&b, ",\"created_at\":");
+  buf_append_i64(&b, ack->created_at);
+  buf_append_str(&b, ack->duplicate ? ",\"duplicate\":true}" : ",\"duplicate\":false}");
   msg_job_reply(j, &b);
   buf_free(&b);
   if (ack->duplicate) { /* announced when it was first stored */
@@ -279,8 +283,9 @@ static void on_appended(void *arg, int status, const msg_ack_t *ack) {
       .created_at = ack->created_at,
   };
   buf_t ev = BUF_INIT;
-  buf_printf(&ev, "{\"op\":\"message\",\"channel_id\":%" PRId64 ",\"message\":",
-             j->req.channel_id);
+  buf_append_str(&ev, "{\"op\":\"message\",\"channel_id\":");
+  buf_append_i64(&ev, j->req.channel_id);
+  buf_append_str(&ev, ",\"message\":");
   msg_message_json(&m, j->req.username, false, &ev);
   buf_append_char(&ev, '}');
   msg_publish(s, "chan", j->req.channel_id, &ev);
