@@ -32,8 +32,11 @@ int gw_broadcast_publish(gateway_t *g, int64_t user_id, int64_t chan_id, const c
   /* Encoded here once; the bus copies it and the fanout frames that copy
    * once per gateway, whatever the number of members. */
   buf_t b = BUF_INIT;
-  buf_printf(&b, "{\"op\":\"broadcast\",\"channel_id\":%lld,\"user_id\":%lld,\"body\":\"",
-             (long long)chan_id, (long long)user_id);
+  buf_append_str(&b, "{\"op\":\"broadcast\",\"channel_id\":");
+  buf_append_i64(&b, chan_id);
+  buf_append_str(&b, ",\"user_id\":");
+  buf_append_i64(&b, user_id);
+  buf_append_str(&b, ",\"body\":\"");
   buf_append_json_escaped(&b, body, len);
   buf_append(&b, "\"}", 2);
   int rc = -ENOMEM;
