@@ -120,7 +120,7 @@ typedef enum {
 void gw_order_join(gw_order_t *o, int64_t last_seq);
 
 /* One live event of the channel: seq > 0 for a `message` event (from
- * gw_order_event_seq), 0 for anything else. now_ms: loop time. A hold that
+ * gw_event_message_seq), 0 for anything else. now_ms: loop time. A hold that
  * cannot be allocated delivers the event at once (out of order rather than
  * lost). */
 gw_order_result_t gw_order_push(gw_order_set_t *set, gw_order_t *o, int64_t seq,

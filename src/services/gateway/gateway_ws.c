@@ -380,14 +380,23 @@ static void op_send(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
 static void broadcast(gateway_t *g, net_conn_t *c, json_t *ref, int64_t chan, const char *body,
                       size_t len);
 
+/* Decodes string v into stack (cap bytes) or, when longer, a malloc'd
+ * buffer the caller frees if it is not stack. *n: the length, -1 when out
+ * of memory. */
+static char *decode(jscan_val_t v, char *stack, size_t cap, ssize_t *n) {
+  char *d = v.n <= cap ? stack : malloc(v.n);
+  *n = d ? jscan_string(v, d) : -1;
+  return d;
+}
+
 /* A string or integer value as a new jansson value; NULL when out of
  * memory. */
 static json_t *scanned_json(jscan_val_t v) {
   int64_t r;
   if (jscan_int64(v, &r)) return json_integer((json_int_t)r);
   char tmp[256];
-  char *dec = v.n <= sizeof tmp ? tmp : malloc(v.n);
-  ssize_t n = dec ? jscan_string(v, dec) : -1;
+  ssize_t n;
+  char *dec = decode(v, tmp, sizeof tmp, &n);
   json_t *j = n >= 0 ? json_stringn(dec, (size_t)n) : NULL;
   if (dec != tmp) free(dec);
   return j;
@@ -399,10 +408,9 @@ static json_t *scanned_json(jscan_val_t v) {
 static void op_scanned(gateway_t *g, net_conn_t *c, const gw_send_frame_t *f) {
   json_t *ref = f->ref.p ? scanned_json(f->ref) : NULL;
   json_t *nonce = f->nonce.p ? scanned_json(f->nonce) : NULL;
-  char tmp[1024], *body = NULL;
+  char tmp[1024], *body = tmp;
   ssize_t blen = -1;
-  if (f->broadcast && (body = f->body.n <= sizeof tmp ? tmp : malloc(f->body.n)))
-    blen = jscan_string(f->body, body);
+  if (f->broadcast) body = decode(f->body, tmp, sizeof tmp, &blen);
   if ((f->ref.p && !ref) || (f->nonce.p && !nonce) || (f->broadcast && blen < 0)) {
     gw_ws_error(c, "unavailable", "out of memory", ref, f->channel_id);
   } else if (f->broadcast) {

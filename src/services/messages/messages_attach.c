@@ -14,10 +14,9 @@
  *     The requests use the service's users_timeout_ms: one setting for
  *     the questions this service asks other services.
  *     A send without attachments never gets here (no extra hop).
- *     Ordering: the job enters its channel queue at arrival as any send;
- *     the queue's batch stops before a send whose check is in flight
- *     (messages_send.c), so sends queued behind it wait for it and the
- *     seqs still follow arrival order. The checked keys go to the store
+ *     Ordering: while the check is in flight the job waits in its
+ *     channel's queue (messages_send.c), and later sends of that channel
+ *     wait behind it, so the seqs still follow arrival order. The checked keys go to the store
  *     with the append, which indexes them in the message's transaction.
  *   - `messages.attachment.check {userId, key}` → `{visible: bool}`: asked
  *     by the media service for a reader who is not the uploader; answered

@@ -11,7 +11,8 @@
  *   messages_reply.c     JSON of errors, channels, members, messages; pure
  *   messages_names.c     the bounded id <-> username cache (loop only)
  *   messages_lookup.c    users.get requests that fill a job's name slots
- *   messages_send.c      messages.send: per-channel queues, append, events
+ *   messages_send.c      messages.send: append (membership checked by the
+ *                        store), events; queues behind attachment checks
  *   messages_batch.c     messages.send.batch: one send job per item, one reply
  *   messages_attach.c    attachments: the author's ownership check on send
  *                        (media.get), messages.attachment.check
@@ -19,7 +20,7 @@
  *   messages_service.c   lifecycle, subscriptions, jobs, replies, publishing
  * The pure files are safe from any thread; the others run on the loop,
  * except the work functions handed to uv_queue_work, which touch only
- * their job (or channel queue) and the thread-safe store.
+ * their job and the thread-safe store.
  */
 #ifndef STORM_SERVICES_MESSAGES_INTERNAL_H
 #define STORM_SERVICES_MESSAGES_INTERNAL_H
