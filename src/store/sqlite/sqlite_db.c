@@ -88,6 +88,9 @@ static int configure(sqlite3 *c, char *err, size_t errlen) {
   }
   if (pragma(c, "PRAGMA synchronous=NORMAL", NULL, 0, err, errlen) < 0) return -EIO;
   if (pragma(c, "PRAGMA foreign_keys=ON", NULL, 0, err, errlen) < 0) return -EIO;
+  if (pragma(c, "PRAGMA wal_autocheckpoint=" SQLITE_DB_WAL_CHECKPOINT_PAGES, NULL, 0, err,
+             errlen) < 0)
+    return -EIO;
   if (sqlite3_busy_timeout(c, SQLITE_DB_BUSY_TIMEOUT_MS) != SQLITE_OK) {
     set_err(err, errlen, "busy_timeout: %s", sqlite3_errmsg(c));
     return -EIO;
