@@ -61,9 +61,9 @@ static void test_good_plan(void **state) {
   assert_true(p.total == 50);
   assert_int_equal(p.s[1].msgs, 20010);
   assert_int_equal(p.s[2].msgs, 0);
-  assert_int_equal(plan_due(&p, 2, 35), 0); /* a phase without messages sends none */
-  assert_int_equal(plan_due(&p, 0, 0), 1);
-  assert_int_equal(plan_due(&p, 0, 10), 1000);
+  assert_int_equal(plan_due(&p, 2, 35, 0), 0); /* a phase without messages sends none */
+  assert_int_equal(plan_due(&p, 0, 0, 0), 1);
+  assert_int_equal(plan_due(&p, 0, 10, 0), 1000);
 }
 
 static void test_refusals(void **state) {

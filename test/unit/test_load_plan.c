@@ -20,12 +20,28 @@ static void test_fixed(void **state) {
   assert_int_equal(p.n, 1);
   assert_int_equal(p.s[0].msgs, 40);
   assert_true(p.total == 2.0);
-  assert_int_equal(plan_due(&p, 0, -0.1), 0);
-  assert_int_equal(plan_due(&p, 0, 0), 1);      /* the first at the start */
-  assert_int_equal(plan_due(&p, 0, 0.5), 11);
-  assert_int_equal(plan_due(&p, 0, 1.999), 40); /* capped */
-  assert_int_equal(plan_due(&p, 0, 5), 40);
-  assert_int_equal(plan_due(&p, 1, 5), 0);      /* no such step */
+  assert_int_equal(plan_due(&p, 0, -0.1, 0), 0);
+  assert_int_equal(plan_due(&p, 0, 0, 0), 1);      /* the first at the start */
+  assert_int_equal(plan_due(&p, 0, 0.5, 0), 11);
+  assert_int_equal(plan_due(&p, 0, 1.999, 0), 40); /* capped */
+  assert_int_equal(plan_due(&p, 0, 5, 0), 40);
+  assert_int_equal(plan_due(&p, 1, 5, 0), 0);      /* no such step */
+  /* A phase of 0.5 delays each message by half an interval (25 ms at 20/s):
+   * none at the start, the first at 25 ms, the same total by the end. */
+  assert_int_equal(plan_due(&p, 0, 0, 0.5), 0);
+  assert_int_equal(plan_due(&p, 0, 0.024, 0.5), 0);
+  assert_int_equal(plan_due(&p, 0, 0.026, 0.5), 1);
+  assert_int_equal(plan_due(&p, 0, 0.5, 0.5), 10);
+  assert_int_equal(plan_due(&p, 0, 1.999, 0.5), 40);
+  assert_int_equal(plan_due(&p, 0, 2, 0.5), 40);
+  /* 4 senders with phases 0, .25, .5, .75 at 20/s: over any 12.5 ms, one
+   * of them has a message due, never all four at once. */
+  for (int ms = 0; ms < 200; ms++) {
+    double t = ms / 1000.0, t2 = (ms + 12.5) / 1000.0;
+    uint64_t total = 0;
+    for (int i = 0; i < 4; i++) total += plan_due(&p, 0, t2, i / 4.0) - plan_due(&p, 0, t, i / 4.0);
+    assert_true(total <= 1);
+  }
   /* round(rate x duration): 0.5 msgs/s for 3 s is 2 (1.5 rounds up). */
   assert_int_equal(plan_fixed(&p, 0.5, 3), 0);
   assert_int_equal(p.s[0].msgs, 2);
@@ -40,10 +56,10 @@ static void test_ramp(void **state) {
   assert_true(p.s[0].rate == 5 && p.s[1].rate == 10 && p.s[2].rate == 15);
   assert_true(p.s[2].start == 4 && p.total == 6);
   assert_int_equal(p.s[1].msgs, 20);
-  assert_int_equal(plan_due(&p, 1, 1.9), 0);
-  assert_int_equal(plan_due(&p, 1, 2.0), 1);
-  assert_int_equal(plan_due(&p, 1, 3.0), 11);
-  assert_int_equal(plan_due(&p, 0, 3.0), 10);
+  assert_int_equal(plan_due(&p, 1, 1.9, 0), 0);
+  assert_int_equal(plan_due(&p, 1, 2.0, 0), 1);
+  assert_int_equal(plan_due(&p, 1, 3.0, 0), 11);
+  assert_int_equal(plan_due(&p, 0, 3.0, 0), 10);
   /* A max between steps stops below it; a zero step is one step. */
   assert_int_equal(plan_ramp(&p, 10, 20, 45, 1), 0);
   assert_int_equal(p.n, 2);

@@ -38,12 +38,14 @@ int plan_ramp(plan_t *p, double start, double step, double max, double step_secs
   return 0;
 }
 
-uint64_t plan_due(const plan_t *p, unsigned k, double since) {
+uint64_t plan_due(const plan_t *p, unsigned k, double since, double phase) {
   if (k >= p->n) return 0;
   const plan_step_t *s = &p->s[k];
   double in = since - s->start;
   if (in < 0) return 0;
   if (in >= s->secs) return s->msgs;
-  uint64_t due = (uint64_t)(in * s->rate) + 1;
+  double x = in * s->rate - phase;
+  if (x < 0) return 0;
+  uint64_t due = (uint64_t)x + 1;
   return due > s->msgs ? s->msgs : due;
 }

@@ -1,5 +1,7 @@
-/* worker.c — see worker.h and worker_int.h. A 5 ms tick paces connections
- * and sends (or runs the scenario's tick); a 100 ms tick reports counters; a
+/* worker.c — see worker.h and worker_int.h. A 1 ms tick paces connections
+ * and sends (or runs the scenario's tick; finer than the senders' phases
+ * at the rates we run, so that they stay apart); a 100 ms tick reports
+ * counters; a
  * timer re-armed on each whole second of the run's clock reports that
  * second. */
 #include "load/worker_int.h"
@@ -218,8 +220,9 @@ static void pace_sends(worker_t *w, uint64_t now) {
   bool all_done = true;
   for (unsigned i = 0; i < w->nsenders; i++) {
     wsender_t *s = &w->senders[i];
+    double phase = w->sh->rooms > 1 ? (double)s->room / w->sh->rooms : 0;
     while (s->step < pl->n) {
-      uint64_t due = plan_due(pl, s->step, since);
+      uint64_t due = plan_due(pl, s->step, since, phase);
       while (s->in_step < due) send_one(w, s);
       if (s->in_step < pl->s[s->step].msgs || since < pl->s[s->step].start + pl->s[s->step].secs) break;
       s->step++;

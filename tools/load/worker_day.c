@@ -142,7 +142,7 @@ static void send_due(worker_t *w, day_t *d, double since, uint64_t now) {
   load_result_t *r = w->res;
   bool all = true;
   for (unsigned k = 0; k < pl->n; k++) {
-    uint64_t due = plan_due(pl, k, since);
+    uint64_t due = plan_due(pl, k, since, 0); /* one schedule for all rooms */
     if (due < pl->s[k].msgs) all = false;
     for (; d->cursor[k] < due; d->cursor[k]++) {
       uint64_t m = d->cursor[k];
