@@ -1,7 +1,5 @@
-/* worker.c — see worker.h and worker_int.h. A 1 ms tick paces connections
- * and sends (or runs the scenario's tick; finer than the senders' phases
- * at the rates we run, so that they stay apart); a 100 ms tick reports
- * counters; a
+/* worker.c — see worker.h and worker_int.h. A 5 ms tick paces connections
+ * and sends (or runs the scenario's tick); a 100 ms tick reports counters; a
  * timer re-armed on each whole second of the run's clock reports that
  * second. */
 #include "load/worker_int.h"

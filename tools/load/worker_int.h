@@ -8,7 +8,7 @@
  *   per-second records; it handles hello, error ops and closes for every
  *   scenario. A scenario other than the rooms family (hold, fanout, rooms)
  *   supplies worker_ops_t: `setup` once before the loop runs (allocate its
- *   state, set w->npeers and the peers' idx), `tick` every 1 ms (connect
+ *   state, set w->npeers and the peers' idx), `tick` every 5 ms (connect
  *   and act; `go` tells whether the run phase has started), `text` for
  *   every message after hello that is not an error, `free` at the end;
  *   optionally `hello` and `closed` as a peer's session starts and ends.
