@@ -551,6 +551,41 @@ static void test_replay_queue(void **state) {
   assert_null(rs.head);
 }
 
+/* Step 4 of gateway_replay.h: after a finish, live copies of what the
+ * replay sent are dropped; the first message above the trail retires it;
+ * other events always pass; trails of several channels are independent. */
+static void test_replay_trails(void **state) {
+  gw_resume_t rs = {0};
+  bool retired = false;
+  assert_false(gw_resume_trailing(&rs, 5, 3, &retired)); /* no trail: pass, retired */
+  assert_true(retired);
+  assert_int_equal(gw_resume_trail(&rs, 5, 68), 0);
+  assert_int_equal(gw_resume_trail(&rs, 6, 10), 0);
+  assert_false(gw_resume_idle(&rs));
+  for (int64_t seq = 66; seq <= 68; seq++) {
+    assert_true(gw_resume_trailing(&rs, 5, seq, &retired));
+    assert_false(retired);
+  }
+  assert_false(gw_resume_trailing(&rs, 5, 0, &retired)); /* typing, edits: never dropped */
+  assert_false(retired);
+  assert_false(gw_resume_trailing(&rs, 5, 69, &retired)); /* above: delivered, trail gone */
+  assert_true(retired);
+  assert_false(gw_resume_trailing(&rs, 5, 68, &retired)); /* nothing trails any more */
+  assert_true(retired);
+  assert_true(gw_resume_trailing(&rs, 6, 10, &retired)); /* channel 6 still trails */
+  assert_int_equal(gw_resume_trail(&rs, 6, 20), 0);     /* a later resume moves it */
+  assert_true(gw_resume_trailing(&rs, 6, 15, &retired));
+  assert_false(gw_resume_trailing(&rs, 6, 21, &retired));
+  assert_true(retired && gw_resume_idle(&rs));
+  /* Many channels, then clear (connection closing) forgets them all. */
+  for (int64_t ch = 1; ch <= 40; ch++) assert_int_equal(gw_resume_trail(&rs, ch, ch), 0);
+  assert_int_equal(rs.ntrails, 40);
+  assert_true(gw_resume_trailing(&rs, 40, 40, &retired));
+  gw_resume_clear(&rs);
+  assert_true(gw_resume_idle(&rs));
+  assert_null(rs.trails);
+}
+
 static void test_event_seq(void **state) {
 #define SEQ(s) gw_event_message_seq(s, strlen(s))
   assert_int_equal(
@@ -618,6 +653,7 @@ int main(void) {
       cmocka_unit_test(test_replay_nothing_held_is_cursor),
       cmocka_unit_test(test_replay_hold_limit_and_stop),
       cmocka_unit_test(test_replay_queue),
+      cmocka_unit_test(test_replay_trails),
       cmocka_unit_test(test_event_seq),
       cmocka_unit_test(test_bucket),
   };

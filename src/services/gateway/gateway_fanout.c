@@ -10,7 +10,8 @@
  * replicas of the messages service publish independently). Ordering comes
  * before the per-member resume hold (gateway_replay.h), so a replaying
  * member's held copies are already in order; that member's copy is held,
- * the others are sent.
+ * the others are sent. A member whose resume just finished drops the late
+ * copies of what its replay sent (`trailing`, same header).
  *
  * One coarse timer for the whole gateway (GW_ORDER_TICK_MS, running only
  * while some channel holds events) gives up gaps that do not fill.
@@ -36,9 +37,10 @@ static void topic_send(void *arg, int64_t seq, net_chunk_t *f) {
     if (i >= t->n) continue;
     gw_slot_t sl = t->slots[i];
     net_conn_t *c = gw_cs_conn(sl.cs);
-    if (sl.cs->chans[sl.idx].replaying)
+    gw_centry_t *e = &sl.cs->chans[sl.idx];
+    if (e->replaying)
       gw_resume_live(g, c, t->id, seq, f);
-    else
+    else if (!e->trailing || !gw_resume_trail_drop(c, e, t->id, seq))
       ws_send_frame(c, f);
   }
 }

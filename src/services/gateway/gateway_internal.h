@@ -95,7 +95,7 @@ enum {
 typedef struct {
   gw_cstate_t cs;           /* channels and user topic; first (gw_cs_conn) */
   gw_call_t *calls;         /* in-flight bus requests; orphaned at close */
-  gw_resume_t *resume;      /* NULL unless a resume runs */
+  gw_resume_t *resume;      /* NULL unless a resume runs or a finished one trails */
   json_t *early;            /* text frames received before hello (a JSON array of
                                strings), handled in order right after hello */
   json_t *sendq;            /* serial sends waiting: [item text, ref, nonce, channel, cost]
@@ -254,6 +254,9 @@ void gw_resume_op(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref);
 void gw_resume_cancel(gateway_t *g, net_conn_t *c, int64_t chan_id);
 /* A live frame for a replaying entry: hold it, or cut the replay short. */
 void gw_resume_live(gateway_t *g, net_conn_t *c, int64_t chan_id, int64_t seq, net_chunk_t *f);
+/* A live event for a trailing entry: true to drop it (a message the
+ * connection's finished resume already sent). Clears e->trailing when done. */
+bool gw_resume_trail_drop(net_conn_t *c, gw_centry_t *e, int64_t chan_id, int64_t seq);
 /* Drops all replay state of a closing connection. */
 void gw_resume_drop(gw_session_t *s);
 

@@ -102,7 +102,48 @@ int64_t gw_resume_finish(gw_resume_t *rs, gw_replay_t *r, gw_deliver_fn deliver,
 
 void gw_resume_clear(gw_resume_t *rs) {
   while (rs->head) gw_resume_finish(rs, rs->head, NULL, NULL);
+  free(rs->trails);
+  rs->trails = NULL;
+  rs->ntrails = rs->captrails = 0;
 }
+
+static gw_trail_t *trail_find(const gw_resume_t *rs, int64_t chan_id) {
+  for (uint16_t i = 0; i < rs->ntrails; i++)
+    if (rs->trails[i].chan_id == chan_id) return &rs->trails[i];
+  return NULL;
+}
+
+int gw_resume_trail(gw_resume_t *rs, int64_t chan_id, int64_t top) {
+  gw_trail_t *t = trail_find(rs, chan_id);
+  if (!t) {
+    if (rs->ntrails == rs->captrails) {
+      if (rs->captrails == UINT16_MAX) return -ENOMEM;
+      uint16_t cap = rs->captrails ? (uint16_t)(rs->captrails > UINT16_MAX / 2 ? UINT16_MAX
+                                                                              : rs->captrails * 2)
+                                   : 4;
+      gw_trail_t *v = realloc(rs->trails, cap * sizeof *v);
+      if (!v) return -ENOMEM;
+      rs->trails = v;
+      rs->captrails = cap;
+    }
+    t = &rs->trails[rs->ntrails++];
+    t->chan_id = chan_id;
+  }
+  t->top = top;
+  return 0;
+}
+
+bool gw_resume_trailing(gw_resume_t *rs, int64_t chan_id, int64_t seq, bool *retired) {
+  gw_trail_t *t = rs ? trail_find(rs, chan_id) : NULL;
+  *retired = t == NULL;
+  if (!t || seq <= 0) return false;
+  if (seq <= t->top) return true;
+  *t = rs->trails[--rs->ntrails];
+  *retired = true;
+  return false;
+}
+
+bool gw_resume_idle(const gw_resume_t *rs) { return rs->count == 0 && rs->ntrails == 0; }
 
 int64_t gw_event_message_seq(const void *data, size_t len) {
   jscan_val_t ev, op, m, seq;

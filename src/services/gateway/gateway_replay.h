@@ -18,7 +18,16 @@
  *     order, except `message` events with seq <= cursor (already replayed):
  *     no gap, since every message committed after the last page was read
  *     is published after it and so was held; no duplicate, since held
- *     copies of replayed messages are dropped.
+ *     copies of replayed messages are dropped;
+ *  4. trails: a page can also hold messages committed but not yet
+ *     published (the event follows the commit by a loop turn or a bus
+ *     hop), whose events then arrive after the finish. When the channel's
+ *     topic has delivered fewer seqs than the client now has, the caller
+ *     records a trail (gw_resume_trail) and marks the entry `trailing`;
+ *     live `message` events of that channel at or below the trail's seq
+ *     are dropped for this connection (gw_resume_trailing), and the first
+ *     one above it retires the trail. The topic delivers in seq order
+ *     (gateway_order.h), so nothing above the trail is dropped.
  * If the held frames of a connection would pass the hold limit, the
  * channel's replay is cut short (the caller answers resume_truncated and
  * finishes it without delivering what was held: the client refetches).
@@ -58,11 +67,17 @@ typedef struct gw_replay {
 } gw_replay_t;
 
 typedef struct {
+  int64_t chan_id, top; /* drop this channel's message events with seq <= top */
+} gw_trail_t;
+
+typedef struct {
   gw_replay_t *head;  /* in start order */
+  gw_trail_t *trails; /* finished replays whose last events may still come */
   uint32_t held;      /* frames held by all replays of the connection */
   uint32_t next_id;
   uint16_t count;     /* replays */
   uint16_t started;   /* replays with started set */
+  uint16_t ntrails, captrails;
 } gw_resume_t;
 
 typedef enum {
@@ -108,8 +123,21 @@ typedef int (*gw_deliver_fn)(void *arg, net_chunk_t *frame);
  */
 int64_t gw_resume_finish(gw_resume_t *rs, gw_replay_t *r, gw_deliver_fn deliver, void *arg);
 
-/* Finishes every replay without delivering (the connection is closing). */
+/* Finishes every replay without delivering and forgets the trails (the
+ * connection is closing). */
 void gw_resume_clear(gw_resume_t *rs);
+
+/* Records (or moves) the trail of chan_id at top. 0 or -ENOMEM (then the
+ * client may see the trailing events twice, as before trails existed). */
+int gw_resume_trail(gw_resume_t *rs, int64_t chan_id, int64_t top);
+
+/* For a live event (seq as gw_event_message_seq) of a trailing channel:
+ * true to drop it. Sets *retired when the channel no longer trails (no
+ * trail, or a message above it: the trail is forgotten). */
+bool gw_resume_trailing(gw_resume_t *rs, int64_t chan_id, int64_t seq, bool *retired);
+
+/* Nothing left to keep: no replay and no trail. */
+bool gw_resume_idle(const gw_resume_t *rs);
 
 /* The seq of a `message` event ({"op":"message", "message":{"seq":N}}),
  * 0 for any other event or an unreadable one (those are never dropped).

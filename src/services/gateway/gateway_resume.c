@@ -38,7 +38,13 @@ static void finish(gateway_t *g, net_conn_t *c, gw_replay_t *r, const char *op, 
   if (e) gw_subs_set_replaying(e, false);
   int64_t top = gw_resume_finish(s->resume, r, deliver_held ? deliver : NULL, c);
   if (s->state != GW_SESS_CLOSED) {
-    if (s->resume && s->resume->count == 0) {
+    /* Events of messages the client now has may still be on their way:
+     * the topic has delivered fewer seqs (gateway_replay.h, step 4). */
+    e = gw_subs_entry(&g->subs, &s->cs, chan);
+    const gw_order_t *o = e ? &e->topic->order : NULL;
+    if (e && top > 0 && (!o->known || o->last < top) && gw_resume_trail(s->resume, chan, top) == 0)
+      e->trailing = 1;
+    if (gw_resume_idle(s->resume)) {
       free(s->resume);
       s->resume = NULL;
     }
@@ -189,7 +195,7 @@ void gw_resume_op(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
     }
     if (s->state == GW_SESS_CLOSED) return;
   }
-  if (s->resume && s->resume->count == 0) {
+  if (s->resume && gw_resume_idle(s->resume)) {
     free(s->resume);
     s->resume = NULL;
   }
@@ -219,11 +225,25 @@ void gw_resume_cancel(gateway_t *g, net_conn_t *c, int64_t chan_id) {
   gw_centry_t *e = gw_subs_entry(&g->subs, &s->cs, chan_id);
   if (e) gw_subs_set_replaying(e, false);
   gw_resume_finish(s->resume, r, NULL, NULL);
-  if (s->resume->count == 0) {
+  if (gw_resume_idle(s->resume)) {
     free(s->resume);
     s->resume = NULL;
   }
   pump(g, c);
+}
+
+bool gw_resume_trail_drop(net_conn_t *c, gw_centry_t *e, int64_t chan_id, int64_t seq) {
+  gw_session_t *s = ws_user(c);
+  bool retired = false;
+  bool drop = gw_resume_trailing(s->resume, chan_id, seq, &retired);
+  if (retired) {
+    e->trailing = 0;
+    if (s->resume && gw_resume_idle(s->resume)) {
+      free(s->resume);
+      s->resume = NULL;
+    }
+  }
+  return drop;
 }
 
 void gw_resume_drop(gw_session_t *s) {

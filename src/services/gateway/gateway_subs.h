@@ -71,8 +71,9 @@ typedef struct gw_topic {
 /* One channel of a connection: 16 bytes. */
 typedef struct {
   gw_topic_t *topic;
-  uint32_t slot : 31;     /* index in topic->slots */
+  uint32_t slot : 30;     /* index in topic->slots */
   uint32_t replaying : 1; /* live events are held for a resume (gateway_replay.h) */
+  uint32_t trailing : 1;  /* a finished resume's last events may still come (same) */
   uint32_t typing_ms;     /* loop time (mod 2^32) of the last typing relayed; 0: none */
 } gw_centry_t;
 
