@@ -28,6 +28,7 @@ enum conn_state {
   CONN_HTTP_WAIT,   /* a handler owns the current request */
   CONN_WS,          /* upgraded */
   CONN_CLOSING,     /* writing what is left, then closing */
+  CONN_FREED,       /* handle closed while on the flush list: the list frees it */
 };
 
 enum {
@@ -132,6 +133,7 @@ void http_conn_output_progress(net_conn_t *c);
 
 /* Lifecycle (server.c) */
 void conn_close(net_conn_t *c);                /* immediate */
+void conn_free(net_conn_t *c);                 /* the memory of a closed one whose handle is released */
 void conn_close_after_flush(net_conn_t *c, uint64_t max_wait_ms);
 void conn_read_stop(net_conn_t *c);
 void conn_read_start(net_conn_t *c);

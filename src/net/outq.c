@@ -182,6 +182,10 @@ void server_flush_all(net_server_t *s) {
       next = c->flush_next;
       c->flush_next = NULL;
       c->flags &= (uint8_t)~CONN_F_FLUSH_QUEUED;
+      if (c->state == CONN_FREED) { /* its handle closed meanwhile (server.c) */
+        conn_free(c);
+        continue;
+      }
       if (!(c->flags & CONN_F_CLOSED)) conn_flush(c);
       if (!(c->flags & CONN_F_CLOSED)) http_conn_output_progress(c);
     }

@@ -192,12 +192,25 @@ void conn_read_start(net_conn_t *c) {
 
 static void maybe_drained(net_server_t *s);
 
+/* A connection can be closed after it was put on the flush list in the
+ * same loop turn (a reply queued by a read, then the peer's reset read by
+ * the same callback): its memory must outlive the list, which the next
+ * prepare walks. So it stays, marked, and the walk frees it
+ * (server_flush_all), or the server's last drain does (maybe_drained). */
 static void on_conn_closed(uv_handle_t *h) {
   net_conn_t *c = (net_conn_t *)h;
   net_server_t *s = c->srv;
+  if (c->flags & CONN_F_FLUSH_QUEUED) {
+    c->state = CONN_FREED;
+  } else {
+    conn_free(c);
+  }
+  maybe_drained(s);
+}
+
+void conn_free(net_conn_t *c) {
   free(c->in);
   free(c);
-  maybe_drained(s);
 }
 
 void conn_close(net_conn_t *c) {
@@ -392,6 +405,9 @@ static void on_server_handle_closed(uv_handle_t *h) {
 static void maybe_drained(net_server_t *s) {
   if (!s->shutting_down || !s->on_drained || s->nconns > 0) return;
   if (!uv_is_closing((uv_handle_t *)&s->sweeper)) {
+    /* No prepare will walk the flush list again: every connection on it
+     * is closed (nconns is 0); free those already released. */
+    server_flush_all(s);
     uv_close((uv_handle_t *)&s->sweeper, on_server_handle_closed);
     uv_close((uv_handle_t *)&s->flusher, on_server_handle_closed);
     return;
@@ -428,6 +444,11 @@ void net_server_shutdown(net_server_t *s, uint64_t deadline_ms, void (*on_draine
 
 void net_server_free(net_server_t *s) {
   if (!s) return;
+  while (s->flush_list) { /* released connections a last prepare did not see */
+    net_conn_t *c = s->flush_list;
+    s->flush_list = c->flush_next;
+    if (c->state == CONN_FREED) conn_free(c);
+  }
   struct route *r = s->routes, *n;
   for (; r; r = n) {
     n = r->next;

@@ -161,6 +161,23 @@ test('raw session sanity: a masked ping op is answered (so the failures below ar
   }
 });
 
+/*
+ * A frame whose answer is queued by the read, then a TCP reset in the same
+ * loop turn: the server read the frame, queued the pong, read the reset and
+ * closed the connection, which must not be freed while its queued output
+ * is on the flush list (a use-after-free the ASan suite caught here).
+ * 100 rounds, then the server still serves.
+ */
+test('a frame, then a TCP reset at once, 100 times → the server keeps serving (no use after free)', async () => {
+  for (let i = 0; i < 100; i++) {
+    const { sock } = await wsConnectRaw(fx.srv);
+    sock.sock.write(Buffer.concat([text(PING_OP), text(PING_OP)]));
+    sock.sock.resetAndDestroy();
+  }
+  await sleep(200);
+  await assertWsStillServing();
+});
+
 test('unmasked client frame → close 1002', async () => {
   await expectClose(text(PING_OP, { mask: false }), 1002, 'unmasked');
 });
