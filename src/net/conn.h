@@ -74,6 +74,7 @@ struct net_conn {
   uint32_t out_off;
   uint8_t state;                /* enum conn_state; here to fill out_off's padding */
   uint8_t flags;
+  uint8_t deferred;             /* its last flush was put off (outq.c: batching under load) */
   size_t out_bytes;             /* unsent bytes, for the slow-consumer limit */
   uv_write_t *wreq;
   uint64_t deadline_ms;         /* header/body/idle/closing deadline; 0 = none */
@@ -88,6 +89,8 @@ struct net_server {
   uv_loop_t *loop;
   uv_tcp_t listener;
   uv_prepare_t flusher;         /* writes corked output before the loop sleeps */
+  uv_idle_t nudge;              /* active while flushes are put off: the loop must not sleep */
+  uint64_t turn_ns, turn_idle_ns; /* at the last prepare: uv_hrtime, uv_metrics_idle_time */
   uv_timer_t sweeper;           /* the one coarse timeout timer */
   net_server_opts_t opts;
   http_router_t *router;

@@ -349,6 +349,14 @@ int net_server_start(uv_loop_t *loop, const net_server_opts_t *opts, net_server_
   s->open_handles++;
   uv_prepare_start(&s->flusher, server_on_prepare);
   uv_unref((uv_handle_t *)&s->flusher);
+  /* outq.c tells a busy loop from an idle one by the time it slept. */
+  uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+  s->turn_ns = uv_hrtime();
+  s->turn_idle_ns = uv_metrics_idle_time(loop);
+  uv_idle_init(loop, &s->nudge);
+  s->nudge.data = s;
+  s->open_handles++;
+  uv_unref((uv_handle_t *)&s->nudge);
   uv_timer_init(loop, &s->sweeper);
   s->sweeper.data = s;
   s->open_handles++;
@@ -410,6 +418,7 @@ static void maybe_drained(net_server_t *s) {
     server_flush_all(s);
     uv_close((uv_handle_t *)&s->sweeper, on_server_handle_closed);
     uv_close((uv_handle_t *)&s->flusher, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->nudge, on_server_handle_closed);
     return;
   }
   if (s->open_handles > 0) return;
