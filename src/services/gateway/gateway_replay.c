@@ -108,7 +108,7 @@ void gw_resume_clear(gw_resume_t *rs) {
 }
 
 static gw_trail_t *trail_find(const gw_resume_t *rs, int64_t chan_id) {
-  for (uint16_t i = 0; i < rs->ntrails; i++)
+  for (uint32_t i = 0; i < rs->ntrails; i++)
     if (rs->trails[i].chan_id == chan_id) return &rs->trails[i];
   return NULL;
 }
@@ -117,10 +117,7 @@ int gw_resume_trail(gw_resume_t *rs, int64_t chan_id, int64_t top) {
   gw_trail_t *t = trail_find(rs, chan_id);
   if (!t) {
     if (rs->ntrails == rs->captrails) {
-      if (rs->captrails == UINT16_MAX) return -ENOMEM;
-      uint16_t cap = rs->captrails ? (uint16_t)(rs->captrails > UINT16_MAX / 2 ? UINT16_MAX
-                                                                              : rs->captrails * 2)
-                                   : 4;
+      uint32_t cap = rs->captrails ? rs->captrails * 2 : 4;
       gw_trail_t *v = realloc(rs->trails, cap * sizeof *v);
       if (!v) return -ENOMEM;
       rs->trails = v;

@@ -77,7 +77,7 @@ typedef struct {
   uint32_t next_id;
   uint16_t count;     /* replays */
   uint16_t started;   /* replays with started set */
-  uint16_t ntrails, captrails;
+  uint32_t ntrails, captrails; /* at most one per channel of the connection */
 } gw_resume_t;
 
 typedef enum {

@@ -21,6 +21,14 @@
 
 static void pump(gateway_t *g, net_conn_t *c);
 
+/* The resume state goes once no replay runs and no trail is left. */
+static void release_if_idle(gw_session_t *s) {
+  if (s->resume && gw_resume_idle(s->resume)) {
+    free(s->resume);
+    s->resume = NULL;
+  }
+}
+
 static int deliver(void *arg, net_chunk_t *frame) {
   net_conn_t *c = arg;
   ws_send_frame(c, frame);
@@ -44,10 +52,7 @@ static void finish(gateway_t *g, net_conn_t *c, gw_replay_t *r, const char *op, 
     const gw_order_t *o = e ? &e->topic->order : NULL;
     if (e && top > 0 && (!o->known || o->last < top) && gw_resume_trail(s->resume, chan, top) == 0)
       e->trailing = 1;
-    if (gw_resume_idle(s->resume)) {
-      free(s->resume);
-      s->resume = NULL;
-    }
+    release_if_idle(s);
     bool truncated = strcmp(op, "resume_truncated") == 0;
     json_t *m = json_pack("{s:s, s:I, s:I}", "op", op, "channel_id", (json_int_t)chan,
                           "last_seq", (json_int_t)(truncated ? cursor : top));
@@ -195,10 +200,7 @@ void gw_resume_op(gateway_t *g, net_conn_t *c, json_t *m, json_t *ref) {
     }
     if (s->state == GW_SESS_CLOSED) return;
   }
-  if (s->resume && gw_resume_idle(s->resume)) {
-    free(s->resume);
-    s->resume = NULL;
-  }
+  release_if_idle(s);
   pump(g, c);
 }
 
@@ -225,10 +227,7 @@ void gw_resume_cancel(gateway_t *g, net_conn_t *c, int64_t chan_id) {
   gw_centry_t *e = gw_subs_entry(&g->subs, &s->cs, chan_id);
   if (e) gw_subs_set_replaying(e, false);
   gw_resume_finish(s->resume, r, NULL, NULL);
-  if (gw_resume_idle(s->resume)) {
-    free(s->resume);
-    s->resume = NULL;
-  }
+  release_if_idle(s);
   pump(g, c);
 }
 
@@ -238,10 +237,7 @@ bool gw_resume_trail_drop(net_conn_t *c, gw_centry_t *e, int64_t chan_id, int64_
   bool drop = gw_resume_trailing(s->resume, chan_id, seq, &retired);
   if (retired) {
     e->trailing = 0;
-    if (s->resume && gw_resume_idle(s->resume)) {
-      free(s->resume);
-      s->resume = NULL;
-    }
+    release_if_idle(s);
   }
   return drop;
 }
