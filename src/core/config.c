@@ -119,6 +119,9 @@ static const config_setting_t settings[] = {
             "on SIGTERM, time allowed for connections to drain"),
     ROW_INT("max-connections", "STORM_MAX_CONNECTIONS", max_connections, "19000", 1, 1000000,
             "client connections beyond which new ones are refused; keep below the file limit"),
+    ROW_INT("write-slice-us", "STORM_WRITE_SLICE_US", write_slice_us, "2000", 1, 1000000,
+            "microseconds the loop spends writing queued output before it reads input again "
+            "(a large fan-out is written in slices)"),
     ROW_STR("jwt-secret", "STORM_JWT_SECRET", jwt_secret, "", 0, true,
             "key that signs access tokens (>= 32 bytes); the same on every process of a deployment. "
             "Required unless --dev"),

@@ -96,7 +96,7 @@ struct net_server {
   http_router_t *router;
   struct route *routes;         /* owned route records (linked) */
   net_conn_t *conns;            /* doubly linked list of all connections */
-  net_conn_t *flush_list;
+  net_conn_t *flush_list, *flush_tail; /* FIFO of connections with output to write */
   size_t nconns, nws;
   int port;
   bool shutting_down;

@@ -1,6 +1,6 @@
 /*
- * outq.c — corked output: per-connection chunk queues flushed with one
- * writev per connection just before the loop sleeps.
+ * outq.c — corked output: per-connection chunk queues, written with one
+ * writev per connection before the loop polls, in slices of bounded time.
  *
  * Why corking: on loopback a send costs ~6 µs of kernel time whatever its
  * size, so ten messages to one client in one iteration must be one syscall,
@@ -40,11 +40,24 @@ static int outq_grow(net_conn_t *c) {
   return 0;
 }
 
+/* Appends: the list is a FIFO, so a connection written this turn that
+ * gets more output waits behind the ones not yet written (see flush_list). */
 void conn_schedule_flush(net_conn_t *c) {
   if (c->flags & CONN_F_FLUSH_QUEUED) return;
+  net_server_t *s = c->srv;
   c->flags |= CONN_F_FLUSH_QUEUED;
-  c->flush_next = c->srv->flush_list;
-  c->srv->flush_list = c;
+  c->flush_next = NULL;
+  if (s->flush_tail) s->flush_tail->flush_next = c;
+  else s->flush_list = c;
+  s->flush_tail = c;
+}
+
+static net_conn_t *flush_pop(net_server_t *s) {
+  net_conn_t *c = s->flush_list;
+  s->flush_list = c->flush_next;
+  if (!s->flush_list) s->flush_tail = NULL;
+  c->flush_next = NULL;
+  return c;
 }
 
 int conn_enqueue(net_conn_t *c, net_chunk_t *chunk) {
@@ -205,43 +218,65 @@ static bool put_off(const net_conn_t *c) {
 
 static void nudge_noop(uv_idle_t *h) { (void)h; }
 
-static void flush_list(net_server_t *s, bool batch) {
-  net_conn_t *later = NULL;
-  /* Flushing may schedule again (more than one batch), so detach first. */
+/*
+ * Write slices. Writing to the 10,000 members of one room takes ~60 ms on
+ * loopback (~6 us a send). When a prepare flushed the whole list, a
+ * message that arrived meanwhile waited for the end of that pass and then
+ * for its own, so the last member got it up to two passes late. Now a
+ * prepare writes for opts.write_slice_ns (--write-slice-us) at most and
+ * the loop reads input between slices: a new message joins the queues of
+ * the members not written yet (one writev carries both), and those already
+ * written line up behind them (the list is a FIFO), so every member gets
+ * it within one round of the list. In S1 (10,000 members, 50 msg/s) that
+ * took delivery p99 from 157 to 92-106 ms for the same number of writes.
+ * The cost is one epoll_wait per slice.
+ */
+#define FLUSH_CLOCK_EVERY 32 /* connections between two reads of the clock */
+
+/* slice_ns 0: until the list is empty. */
+static void flush_list(net_server_t *s, bool batch, uint64_t slice_ns) {
+  net_conn_t *later = NULL, *later_last = NULL;
+  uint64_t start = slice_ns ? uv_hrtime() : 0;
+  unsigned since_clock = 0;
   while (s->flush_list) {
-    net_conn_t *list = s->flush_list;
-    s->flush_list = NULL;
-    for (net_conn_t *c = list, *next; c; c = next) {
-      next = c->flush_next;
-      c->flush_next = NULL;
-      if (c->state == CONN_FREED) { /* its handle closed meanwhile (server.c) */
-        conn_free(c);
-        continue;
-      }
-      if (batch && put_off(c)) {
-        c->deferred = 1; /* stays FLUSH_QUEUED: nothing enqueues it twice */
-        c->flush_next = later;
-        later = c;
-        continue;
-      }
-      c->flags &= (uint8_t)~CONN_F_FLUSH_QUEUED;
-      c->deferred = 0;
-      if (!(c->flags & CONN_F_CLOSED)) conn_flush(c);
-      if (!(c->flags & CONN_F_CLOSED)) http_conn_output_progress(c);
+    if (slice_ns && ++since_clock == FLUSH_CLOCK_EVERY) {
+      since_clock = 0;
+      if (uv_hrtime() - start >= slice_ns) break;
     }
+    net_conn_t *c = flush_pop(s);
+    if (c->state == CONN_FREED) { /* its handle closed meanwhile (server.c) */
+      conn_free(c);
+      continue;
+    }
+    if (batch && put_off(c)) {
+      c->deferred = 1; /* stays FLUSH_QUEUED: nothing enqueues it twice */
+      if (later_last) later_last->flush_next = c;
+      else later = c;
+      later_last = c;
+      continue;
+    }
+    c->flags &= (uint8_t)~CONN_F_FLUSH_QUEUED;
+    c->deferred = 0;
+    if (!(c->flags & CONN_F_CLOSED)) conn_flush(c);
+    if (!(c->flags & CONN_F_CLOSED)) http_conn_output_progress(c);
   }
-  s->flush_list = later;
-  if (later && !uv_is_active((uv_handle_t *)&s->nudge))
+  if (later) { /* behind what is left: they were put off by one turn */
+    if (s->flush_tail) s->flush_tail->flush_next = later;
+    else s->flush_list = later;
+    s->flush_tail = later_last;
+  }
+  /* Work left (put off, or past the slice): the loop must not sleep. */
+  if (s->flush_list && !uv_is_active((uv_handle_t *)&s->nudge))
     uv_idle_start(&s->nudge, nudge_noop);
-  else if (!later && uv_is_active((uv_handle_t *)&s->nudge))
+  else if (!s->flush_list && uv_is_active((uv_handle_t *)&s->nudge))
     uv_idle_stop(&s->nudge);
 }
 
-void server_flush_all(net_server_t *s) { flush_list(s, false); }
+void server_flush_all(net_server_t *s) { flush_list(s, false, 0); }
 
 void server_on_prepare(uv_prepare_t *p) {
   net_server_t *s = p->data;
-  flush_list(s, loop_saturated(s));
+  flush_list(s, loop_saturated(s), s->opts.write_slice_ns);
 }
 
 void conn_drop_unsent(net_conn_t *c) {

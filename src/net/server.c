@@ -31,6 +31,7 @@ void net_server_opts_default(net_server_opts_t *o) {
       .ws_heartbeat_ms = 25000,
       .ws_idle_timeout_ms = 60000,
       .max_connections = 19000,
+      .write_slice_ns = 2000000,
   };
 }
 
@@ -456,6 +457,7 @@ void net_server_free(net_server_t *s) {
   while (s->flush_list) { /* released connections a last prepare did not see */
     net_conn_t *c = s->flush_list;
     s->flush_list = c->flush_next;
+    if (!s->flush_list) s->flush_tail = NULL;
     if (c->state == CONN_FREED) conn_free(c);
   }
   struct route *r = s->routes, *n;

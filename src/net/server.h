@@ -52,6 +52,7 @@ typedef struct {
   uint64_t ws_heartbeat_ms;
   uint64_t ws_idle_timeout_ms;
   int max_connections;          /* accepted beyond this are closed at once */
+  uint64_t write_slice_ns;      /* writing per loop turn before input is read again (outq.c) */
   size_t user_size;             /* bytes of per-connection user area (ws_user) */
   metrics_registry_t *metrics;  /* where the server's metrics are registered */
 } net_server_opts_t;

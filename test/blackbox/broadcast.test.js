@@ -265,3 +265,35 @@ test('rate limit: each broadcast takes a token; over the bucket → rate_limited
     await srv.stop();
   }
 });
+
+test('written in slices (--write-slice-us 1): 300 connections each get 40 back-to-back broadcasts, all, in order, once', async () => {
+  /* A 1 us slice stops every prepare after 32 connections, so broadcasts
+   * keep arriving while most queues are half written (src/net/outq.c). */
+  const srv = await startServer([...FAST, ...NO_WS_LIMIT, '--write-slice-us', '1'], { token: false });
+  const devs = [];
+  try {
+    const port = srv.port;
+    const kim = await newUser(port, uname('kim'));
+    const lea = await newUser(port, uname('lea'));
+    const ch = await createChannel(port, kim);
+    await join(port, lea, ch);
+    const k1 = await device(port, kim);
+    devs.push(k1);
+    for (let i = 0; i < 299; i++) devs.push(await device(port, lea));
+    const N = 40;
+    for (let k = 0; k < N; k++) k1.send({ op: 'broadcast', channel_id: ch.id, body: `s${k}` });
+    const want = Array.from({ length: N }, (_, k) => `s${k}`);
+    for (const [i, c] of devs.entries()) {
+      const got = await takeBroadcasts(c, N, `at connection ${i}`);
+      assert.deepEqual(got.map((m) => m.body), want, `connection ${i}`);
+    }
+    await sleep(200);
+    for (const [i, c] of devs.entries()) {
+      assert.deepEqual(broadcasts(c), [], `connection ${i} got more`);
+      assert.equal(c.closeInfo, null, `connection ${i} closed`);
+    }
+  } finally {
+    for (const c of devs) c.terminate();
+    await srv.stop();
+  }
+});

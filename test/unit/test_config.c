@@ -497,6 +497,7 @@ static void test_help_lists_everything(void **state) {
       {"--ws-idle-timeout DURATION", "STORM_WS_IDLE_TIMEOUT"},
       {"--shutdown-timeout DURATION", "STORM_SHUTDOWN_TIMEOUT"},
       {"--max-connections N", "STORM_MAX_CONNECTIONS"},
+      {"--write-slice-us N", "STORM_WRITE_SLICE_US"},
       {"--jwt-secret STR", "STORM_JWT_SECRET"},
       {"--jwt-secret-previous STR", "STORM_JWT_SECRET_PREVIOUS"},
       {"--jwt-issuer STR", "STORM_JWT_ISSUER"},
