@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "net/conn.h"
 
@@ -146,12 +147,26 @@ static void on_write(uv_write_t *req, int status) {
   if (!(c->flags & CONN_F_CLOSED)) http_conn_output_progress(c);
 }
 
+/* uv_try_write without its writev: sendmsg skips the VFS layer. Only
+ * called with no uv_write pending (c->writing == 0), which is the one
+ * thing uv_try_write checks for a connected TCP stream. */
+static int try_send(net_conn_t *c, uv_buf_t *iov, int n) {
+  uv_os_fd_t fd;
+  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) < 0) return UV_EBADF;
+  struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+  ssize_t w;
+  do w = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w >= 0) return (int)w;
+  return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : -errno;
+}
+
 static void conn_flush(net_conn_t *c) {
   if (c->writing || c->outq_len == 0 || (c->flags & CONN_F_CLOSED)) return;
   uv_buf_t iov[FLUSH_MAX_IOV];
   size_t total;
   int n = build_iov(c, iov, &total);
-  int w = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
+  int w = try_send(c, iov, n);
   if (w < 0 && w != UV_EAGAIN) {
     conn_close(c);
     return;
