@@ -244,6 +244,7 @@ static int start_http(app_t *app) {
   so.ws_idle_timeout_ms = app->cfg.ws_idle_timeout_ms;
   so.max_connections = app->cfg.max_connections;
   so.write_slice_ns = (uint64_t)app->cfg.write_slice_us * 1000;
+  so.write_duty = app->cfg.write_duty;
   so.user_size = gateway_conn_user_size();
   so.metrics = app->metrics;
   int rc = net_server_start(app->loop, &so, &app->server);

@@ -122,6 +122,9 @@ static const config_setting_t settings[] = {
     ROW_INT("write-slice-us", "STORM_WRITE_SLICE_US", write_slice_us, "2000", 1, 1000000,
             "microseconds the loop spends writing queued output before it reads input again "
             "(a large fan-out is written in slices)"),
+    ROW_INT("write-duty", "STORM_WRITE_DUTY", write_duty, "90", 50, 100,
+            "percent of the time the loop keeps writing while output is behind; below 100 it "
+            "pauses 1 ms at a time so that more messages share each send"),
     ROW_STR("jwt-secret", "STORM_JWT_SECRET", jwt_secret, "", 0, true,
             "key that signs access tokens (>= 32 bytes); the same on every process of a deployment. "
             "Required unless --dev"),

@@ -78,6 +78,7 @@ typedef struct storm_config {
   uint64_t shutdown_timeout_ms; /* --shutdown-timeout, 10s */
   int max_connections;          /* --max-connections, 19000 */
   int write_slice_us;           /* --write-slice-us, 2000 */
+  int write_duty;               /* --write-duty, 90 (%) */
   char jwt_secret[512];         /* --jwt-secret, STORM_JWT_SECRET (secret) */
   char jwt_secret_previous[512];/* --jwt-secret-previous, STORM_JWT_SECRET_PREVIOUS (secret) */
   char jwt_issuer[64];          /* --jwt-issuer, "storm" */

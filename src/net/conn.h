@@ -89,7 +89,10 @@ struct net_server {
   uv_loop_t *loop;
   uv_tcp_t listener;
   uv_prepare_t flusher;         /* writes corked output before the loop sleeps */
-  uv_idle_t nudge;              /* active while flushes are put off: the loop must not sleep */
+  uv_idle_t nudge;              /* active while output waits: the loop must not sleep */
+  uv_timer_t pause;             /* ends a write pause (outq.c, write duty) */
+  bool paused;                  /* writes wait for the pause timer */
+  uint64_t behind_ns;           /* writing without emptying the list, since the last pause */
   uint64_t turn_ns, turn_idle_ns; /* at the last prepare: uv_hrtime, uv_metrics_idle_time */
   uv_timer_t sweeper;           /* the one coarse timeout timer */
   net_server_opts_t opts;

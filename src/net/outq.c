@@ -248,6 +248,35 @@ static void nudge_noop(uv_idle_t *h) { (void)h; }
  */
 #define FLUSH_CLOCK_EVERY 32 /* connections between two reads of the clock */
 
+/*
+ * Write duty. While the list does not empty within a slice the loop is
+ * behind: every member's queue is written once per round of the list, and
+ * a round is as fast as the kernel's sends. Sends cost the same whatever
+ * they carry (~6 us on loopback), so after opts.write_duty percent of such
+ * writing the loop pauses for 1 ms (it still reads input meanwhile) and
+ * each send then carries more messages. In S1 at 90 % the server's CPU
+ * per delivery fell from 1.97 to 1.83 s per million and delivery p99 rose
+ * from ~90 to ~100 ms (Bun's: 150-170 ms, at 1.9-2.0 s). An idle server,
+ * or one whose list empties, never pauses.
+ */
+#define PAUSE_MS 1
+
+static void pause_end(uv_timer_t *t) {
+  net_server_t *s = t->data;
+  s->paused = false;
+}
+
+/* Counts slice_ns of writing that left the list non-empty; true when the
+ * loop has been behind long enough to pause. */
+static bool pause_due(net_server_t *s, uint64_t spent_ns) {
+  int duty = s->opts.write_duty;
+  if (duty <= 0 || duty >= 100) return false;
+  s->behind_ns += spent_ns;
+  if (s->behind_ns < (uint64_t)duty * PAUSE_MS * 1000000 / (uint64_t)(100 - duty)) return false;
+  s->behind_ns = 0;
+  return true;
+}
+
 /* slice_ns 0: until the list is empty. */
 static void flush_list(net_server_t *s, bool batch, uint64_t slice_ns) {
   net_conn_t *later = NULL, *later_last = NULL;
@@ -280,6 +309,16 @@ static void flush_list(net_server_t *s, bool batch, uint64_t slice_ns) {
     else s->flush_list = later;
     s->flush_tail = later_last;
   }
+  if (!s->flush_list) s->behind_ns = 0;
+  if (s->flush_list && slice_ns && pause_due(s, uv_hrtime() - start)) {
+    /* loop->time is from before the slice: a timer set from it would be
+     * due already and the loop would not sleep. */
+    uv_update_time(s->loop);
+    uv_timer_start(&s->pause, pause_end, PAUSE_MS, 0);
+    s->paused = true;
+    if (uv_is_active((uv_handle_t *)&s->nudge)) uv_idle_stop(&s->nudge);
+    return;
+  }
   /* Work left (put off, or past the slice): the loop must not sleep. */
   if (s->flush_list && !uv_is_active((uv_handle_t *)&s->nudge))
     uv_idle_start(&s->nudge, nudge_noop);
@@ -291,6 +330,7 @@ void server_flush_all(net_server_t *s) { flush_list(s, false, 0); }
 
 void server_on_prepare(uv_prepare_t *p) {
   net_server_t *s = p->data;
+  if (s->paused) return;
   flush_list(s, loop_saturated(s), s->opts.write_slice_ns);
 }
 

@@ -32,6 +32,7 @@ void net_server_opts_default(net_server_opts_t *o) {
       .ws_idle_timeout_ms = 60000,
       .max_connections = 19000,
       .write_slice_ns = 2000000,
+      .write_duty = 90,
   };
 }
 
@@ -358,6 +359,10 @@ int net_server_start(uv_loop_t *loop, const net_server_opts_t *opts, net_server_
   s->nudge.data = s;
   s->open_handles++;
   uv_unref((uv_handle_t *)&s->nudge);
+  uv_timer_init(loop, &s->pause);
+  s->pause.data = s;
+  s->open_handles++;
+  uv_unref((uv_handle_t *)&s->pause);
   uv_timer_init(loop, &s->sweeper);
   s->sweeper.data = s;
   s->open_handles++;
@@ -420,6 +425,7 @@ static void maybe_drained(net_server_t *s) {
     uv_close((uv_handle_t *)&s->sweeper, on_server_handle_closed);
     uv_close((uv_handle_t *)&s->flusher, on_server_handle_closed);
     uv_close((uv_handle_t *)&s->nudge, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->pause, on_server_handle_closed);
     return;
   }
   if (s->open_handles > 0) return;

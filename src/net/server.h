@@ -53,6 +53,7 @@ typedef struct {
   uint64_t ws_idle_timeout_ms;
   int max_connections;          /* accepted beyond this are closed at once */
   uint64_t write_slice_ns;      /* writing per loop turn before input is read again (outq.c) */
+  int write_duty;               /* % of time spent writing while behind; < 100: 1 ms pauses */
   size_t user_size;             /* bytes of per-connection user area (ws_user) */
   metrics_registry_t *metrics;  /* where the server's metrics are registered */
 } net_server_opts_t;

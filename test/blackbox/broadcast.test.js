@@ -266,10 +266,13 @@ test('rate limit: each broadcast takes a token; over the bucket → rate_limited
   }
 });
 
-test('written in slices (--write-slice-us 1): 300 connections each get 40 back-to-back broadcasts, all, in order, once', async () => {
-  /* A 1 us slice stops every prepare after 32 connections, so broadcasts
-   * keep arriving while most queues are half written (src/net/outq.c). */
-  const srv = await startServer([...FAST, ...NO_WS_LIMIT, '--write-slice-us', '1'], { token: false });
+/* 300 connections get 40 back-to-back broadcasts each: all, in order,
+ * once. A 1 us slice stops every prepare after 32 connections, so
+ * broadcasts keep arriving while most queues are half written; with
+ * --write-duty 50 the loop also pauses after every 1 ms of such writing
+ * (src/net/outq.c). */
+async function sliced(extra) {
+  const srv = await startServer([...FAST, ...NO_WS_LIMIT, '--write-slice-us', '1', ...extra], { token: false });
   const devs = [];
   try {
     const port = srv.port;
@@ -296,4 +299,10 @@ test('written in slices (--write-slice-us 1): 300 connections each get 40 back-t
     for (const c of devs) c.terminate();
     await srv.stop();
   }
-});
+}
+
+test('written in slices (--write-slice-us 1, --write-duty 100): 300 connections get every broadcast, in order, once', () =>
+  sliced(['--write-duty', '100']));
+
+test('written in slices with pauses (--write-slice-us 1, --write-duty 50): 300 connections get every broadcast, in order, once', () =>
+  sliced(['--write-duty', '50']));

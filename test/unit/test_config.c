@@ -498,6 +498,7 @@ static void test_help_lists_everything(void **state) {
       {"--shutdown-timeout DURATION", "STORM_SHUTDOWN_TIMEOUT"},
       {"--max-connections N", "STORM_MAX_CONNECTIONS"},
       {"--write-slice-us N", "STORM_WRITE_SLICE_US"},
+      {"--write-duty N", "STORM_WRITE_DUTY"},
       {"--jwt-secret STR", "STORM_JWT_SECRET"},
       {"--jwt-secret-previous STR", "STORM_JWT_SECRET_PREVIOUS"},
       {"--jwt-issuer STR", "STORM_JWT_ISSUER"},
