@@ -30,7 +30,7 @@ const want = (s) => !only || only.includes(s);
 
 const SIZE = QUICK
   ? { s1Members: 2000, s1Secs: 5, s2Rooms: 50, s2Size: 10, s2Max: 400, s2Step: 100, s2StepSecs: 2, s3Conns: 2000, dRooms: 50, dMax: 400, dStep: 100, dFixed: 10000, dFixedSecs: 3 }
-  : { s1Members: 10000, s1Secs: 10, s2Rooms: 100, s2Size: 10, s2Max: 2000, s2Step: 100, s2StepSecs: 3, s3Conns: 10000, dRooms: 100, dMax: 1000, dStep: 50, dFixed: 50000, dFixedSecs: 10 };
+  : { s1Members: 10000, s1Secs: 10, s2Rooms: 100, s2Size: 10, s2Max: 4000, s2Step: 200, s2StepSecs: 3, s3Conns: 10000, dRooms: 100, dMax: 1000, dStep: 50, dFixed: 50000, dFixedSecs: 10 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -134,6 +134,18 @@ async function s1() {
   row('', 'lost deliveries', pick((r) => r.deliveries_expected - r.deliveries), 'lower');
 }
 
+/* The last step of the ramp before the first one that failed (p99 over
+ * the target, or anything lost): storm-load's best_step is the highest ok
+ * step, which a lucky step after a failed one can raise. */
+function sustained(r) {
+  let last = null;
+  for (const s of r.steps || []) {
+    if (!s.ok) break;
+    last = s;
+  }
+  return last;
+}
+
 async function s2() {
   const v = {};
   for (const kind of kinds(['storm-broadcast', 'bun', 'node'])) {
@@ -142,12 +154,13 @@ async function s2() {
     v[kind] = await withServer(base, (s) => load('rooms', s, ['--rooms', String(SIZE.s2Rooms), '--room-size', String(SIZE.s2Size),
       '--rate-start', String(SIZE.s2Step), '--rate-step', String(SIZE.s2Step), '--rate-max', String(SIZE.s2Max),
       '--step-seconds', String(SIZE.s2StepSecs), '--p99-target-ms', '50', '--procs', '2', ...mode]));
-    const b = v[kind] && v[kind].best_step;
-    process.stderr.write(`S2 ${kind}: best ${b ? Math.round(b.delivered_deliveries_per_s) : 0} deliveries/s at p99 ${b ? b.delivery_p99_ms : '-'} ms\n`);
+    const b = v[kind] && sustained(v[kind]);
+    process.stderr.write(`S2 ${kind}: sustained ${b ? Math.round(b.delivered_deliveries_per_s) : 0} deliveries/s at p99 ${b ? b.delivery_ms.p99 : '-'} ms\n`);
   }
   const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, r ? f(r) : null]));
-  row(`S2 rooms ${SIZE.s2Rooms}×${SIZE.s2Size}, ramp to ${SIZE.s2Max}/s/room`, 'max deliveries/s at p99 ≤ 50 ms', pick((r) => (r.best_step ? r.best_step.delivered_deliveries_per_s : 0)), 'higher');
-  row('', 'p99 ms at that step', pick((r) => (r.best_step ? r.best_step.delivery_p99_ms : null)), 'lower');
+  const at = (r, f) => { const b = sustained(r); return b ? f(b) : null; };
+  row(`S2 rooms ${SIZE.s2Rooms}×${SIZE.s2Size}, ramp to ${SIZE.s2Max}/s/room`, 'max sustained deliveries/s at p99 ≤ 50 ms', pick((r) => at(r, (b) => b.delivered_deliveries_per_s) ?? 0), 'higher');
+  row('', 'p99 ms at that step', pick((r) => at(r, (b) => b.delivery_ms.p99)), 'lower');
   row('', 'server CPU s / 1M deliveries (whole run)', pick((r) => r.server_cpu_per_million_deliveries_s), 'lower');
 }
 
