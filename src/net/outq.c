@@ -240,10 +240,10 @@ static void nudge_noop(uv_idle_t *h) { (void)h; }
  * for its own, so the last member got it up to two passes late. Now a
  * prepare writes for opts.write_slice_ns (--write-slice-us) at most and
  * the loop reads input between slices: a new message joins the queues of
- * the members not written yet (one writev carries both), and those already
+ * the members not written yet (one send carries both), and those already
  * written line up behind them (the list is a FIFO), so every member gets
  * it within one round of the list. In S1 (10,000 members, 50 msg/s) that
- * took delivery p99 from 157 to 92-106 ms for the same number of writes.
+ * took delivery p99 from 157 to 92-106 ms for the same number of sends.
  * The cost is one epoll_wait per slice.
  */
 #define FLUSH_CLOCK_EVERY 32 /* connections between two reads of the clock */
