@@ -174,6 +174,15 @@ test('rooms durable, fixed rate, 2 processes: 6 rooms of 20, every room delivers
   assert.equal(j.steps[0].deliveries, j.deliveries);
 });
 
+/* Scattered nonces must stay distinct: a repeated one would be answered as
+ * a duplicate and fanned out to nobody, and the counts would fall short. */
+test('rooms durable --nonces random: 4 rooms of 5 at 20 msgs/s for 2 s, every message stored and delivered', async () => {
+  const r = await runLoad(['rooms', '--url', `http://127.0.0.1:${fx.port}`, '--rooms', '4', '--room-size', '5',
+    '--rate', '20', '--duration', '2', '--nonces', 'random']);
+  assertAllDelivered(r, 4);
+  assert.equal(r.report.sent, 4 * 20 * 2);
+});
+
 test('rooms broadcast ramp: 3 steps, per-step counts and the best step', async () => {
   const r = await runLoad(['rooms', '--url', `http://127.0.0.1:${fx.port}`, '--rooms', '4', '--room-size', '25',
     '--mode', 'broadcast', '--rate-start', '5', '--rate-step', '5', '--rate-max', '15', '--step-seconds', '1',

@@ -40,7 +40,13 @@ static void test_defaults_and_caps(void **state) {
   load_opts_t o = {0};
   assert_int_equal(PARSE(&o, "fanout", "--url", "ws://127.0.0.1:9/", "--members", "5", "--rate", "2"), 0);
   assert_int_equal(o.mode, LOAD_DURABLE);
+  assert_false(o.random_nonces);
   assert_int_equal(o.procs, 1);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(PARSE(&o, "rooms", "--url", "http://127.0.0.1:9", "--rooms", "2", "--room-size", "2",
+                         "--rate", "1", "--nonces", "random"),
+                   0);
+  assert_true(o.random_nonces);
   assert_true(o.conn_rate == 2000 && o.p99_target_ms == 50 && o.duration == 0);
   /* More processes than connections: one connection each at most. */
   memset(&o, 0, sizeof o);
@@ -70,6 +76,8 @@ static void test_refusals(void **state) {
   NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1");                       /* no rate */
   NO("hold", "--url");                                                              /* no value */
   NO("fanout", "--url", "http://127.0.0.1:9", "--members", "1", "--rate", "1", "--mode", "x");
+  NO("fanout", "--url", "http://127.0.0.1:9", "--members", "1", "--rate", "1", "--nonces", "uuid");
+  NO("hold", "--url", "http://127.0.0.1:9", "--conns", "1", "--rate", "1", "--nonces", "random");
   NO("fanout", "--url", "http://127.0.0.1:9", "--members", "1", "--rate", "100001");
   NO("rooms", "--url", "http://127.0.0.1:9", "--rooms", "2", "--room-size", "2");  /* no rate */
   NO("rooms", "--url", "http://127.0.0.1:9", "--rooms", "2", "--room-size", "1", "--rate", "1");

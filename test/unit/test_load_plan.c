@@ -81,7 +81,7 @@ static void test_bounds(void **state) {
 
 static void test_msg_roundtrip(void **state) {
   char m[400];
-  int n = msg_format_send(m, sizeof m, 42, 3, 123456789, 7, "ld1_");
+  int n = msg_format_send(m, sizeof m, 42, 3, 123456789, 7, "ld1_", 7);
   assert_true(n > 0);
   assert_non_null(strstr(m, "\"op\":\"send\",\"channel_id\":42,"));
   assert_non_null(strstr(m, "\"nonce\":\"ld1_42_7\""));
@@ -106,7 +106,12 @@ static void test_msg_roundtrip(void **state) {
   msg_parse(bc, strlen(bc), &in);
   assert_int_equal(in.kind, MSG_BROADCAST);
   assert_true(in.stamped && in.step == 0 && in.t_us == 99);
-  assert_int_equal(msg_format_send(m, 20, 42, 3, 1, 7, "p"), -ENOSPC);
+  assert_int_equal(msg_format_send(m, 20, 42, 3, 1, 7, "p", 7), -ENOSPC);
+  /* --nonces random: the body keeps the index, the nonce is scattered. */
+  n = msg_format_send(m, sizeof m, 42, 3, 1, 2, "p", msg_nonce_scatter(2));
+  assert_true(n > 0);
+  assert_non_null(strstr(m, "i=2 storm-load"));
+  assert_non_null(strstr(m, "\"nonce\":\"p42_4354685564936845354\""));
   assert_int_equal(msg_format_broadcast(m, 20, 42, 3, 1, 7), -ENOSPC);
 }
 

@@ -9,12 +9,15 @@
 
 static int fit(int n, size_t cap) { return n < 0 || (size_t)n >= cap ? -ENOSPC : n; }
 
+/* A bijection on 64 bits (odd multiplier), so nonces stay distinct. */
+uint64_t msg_nonce_scatter(uint64_t index) { return index * UINT64_C(0x9E3779B97F4A7C15); }
+
 int msg_format_send(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us,
-                    uint64_t index, const char *nonce_prefix) {
+                    uint64_t index, const char *nonce_prefix, uint64_t nonce_n) {
   return fit(snprintf(out, cap,
                       "{\"op\":\"send\",\"channel_id\":%lld,\"body\":\"s=%u t=%" PRIu64 " i=%" PRIu64
                       " storm-load\",\"nonce\":\"%s%lld_%" PRIu64 "\",\"ref\":\"%u_%" PRIu64 "\"}",
-                      channel, step, t_us, index, nonce_prefix, channel, index, step, t_us),
+                      channel, step, t_us, index, nonce_prefix, channel, nonce_n, step, t_us),
              cap);
 }
 

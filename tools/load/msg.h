@@ -43,8 +43,12 @@ typedef struct {
   uint64_t seq;
 } msg_in_t;
 
+/* The nonce is nonce_prefix, the channel and nonce_n: pass index, or
+ * msg_nonce_scatter(index) for nonces that land all over the server's
+ * nonce index, as random client nonces (UUIDs) do. */
 int msg_format_send(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us,
-                    uint64_t index, const char *nonce_prefix);
+                    uint64_t index, const char *nonce_prefix, uint64_t nonce_n);
+uint64_t msg_nonce_scatter(uint64_t index);
 int msg_format_broadcast(char *out, size_t cap, long long channel, unsigned step, uint64_t t_us,
                          uint64_t index);
 /* chat: a durable send whose body also names the sending user. */

@@ -31,6 +31,7 @@ void opts_usage(void) {
           "                         [--weights send=50,typing=30,history=10,read=10] [--conn-rate R]\n"
           "       storm-load storm-day --url URL --plan FILE.json [--room-users 5] [--devices 20] [--conn-rate 5000]\n"
           "hold/fanout/rooms: [--mode durable|broadcast] [--peer]\n"
+          "fanout/rooms:      [--nonces seq|random]\n"
           "hold/fanout/rooms/chat/storm-day: [--procs N] [--server-pid PID]...\n"
           "every scenario:    [--report FILE.json] [--html FILE.html] [--prefix P]\n"
           "Loopback targets only (http://127.x.x.x:PORT); at most %d connections per process, %d per run\n"
@@ -149,6 +150,9 @@ int opts_parse(int argc, char **argv, load_opts_t *o) {
     else if (OPT("--mode", S_FANOUT | S_ROOMS)) {
       ok = !strcmp(v, "durable") || !strcmp(v, "broadcast");
       o->mode = !strcmp(v, "broadcast") ? LOAD_BROADCAST : LOAD_DURABLE;
+    } else if (OPT("--nonces", S_FANOUT | S_ROOMS)) {
+      ok = !strcmp(v, "seq") || !strcmp(v, "random");
+      o->random_nonces = !strcmp(v, "random");
     } else if (OPT("--procs", S_ENGINE)) {
       ok = !num(v, 1, LOAD_MAX_PROCS, &d);
       o->procs = (unsigned)d;

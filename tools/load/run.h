@@ -49,6 +49,7 @@ typedef struct {
   double rate_start, rate_step, rate_max, step_seconds;
   double p99_target_ms;
   enum load_mode mode;
+  bool random_nonces;  /* --nonces random: scattered in the server's nonce index, like UUIDs */
   bool peer;           /* the target is a Bun/Node ws peer: GET /ws?room=C, no setup */
   unsigned procs;      /* worker processes (1: one worker, no source-address binding) */
   int server_pids[LOAD_MAX_PIDS];

@@ -203,7 +203,8 @@ static void send_one(worker_t *w, wsender_t *s) {
   uint64_t t = now_us();
   long long ch = w->sh->channels[s->room];
   int n = o->mode == LOAD_BROADCAST ? msg_format_broadcast(m, sizeof m, ch, s->step, t, s->index)
-                                    : msg_format_send(m, sizeof m, ch, s->step, t, s->index, o->prefix);
+                                    : msg_format_send(m, sizeof m, ch, s->step, t, s->index, o->prefix,
+                                                      o->random_nonces ? msg_nonce_scatter(s->index) : s->index);
   s->index++;
   s->in_step++;
   r->n.sent++;

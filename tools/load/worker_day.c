@@ -162,7 +162,9 @@ static void send_due(worker_t *w, day_t *d, double since, uint64_t now) {
         continue;
       }
       char msg[400];
-      int n = msg_format_send(msg, sizeof msg, w->sh->channels[g], k, now, rm->msg_i++, w->cfg->o->prefix);
+      int n = msg_format_send(msg, sizeof msg, w->sh->channels[g], k, now, rm->msg_i, w->cfg->o->prefix,
+                              rm->msg_i);
+      rm->msg_i++;
       r->n.sent++;
       r->steps[k].sent++;
       rm->sent++;
