@@ -51,6 +51,7 @@ typedef struct {
   uint32_t last_rx_ms;          /* last byte received */
   uint32_t last_ping_ms;        /* last heartbeat sent */
   uint16_t close_code;          /* what on_close will report */
+  uint32_t write_since_ms;      /* when the pending uv_write was issued (slow-consumer rule) */
 } conn_ws_t;
 
 typedef struct {

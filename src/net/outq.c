@@ -197,6 +197,7 @@ static void conn_flush(net_conn_t *c) {
     return;
   }
   c->writing = (uint16_t)n;
+  if (c->state == CONN_WS) c->u.ws.write_since_ms = (uint32_t)server_now(c->srv);
   /* The kernel refused part of it: now the backlog counts. */
   ws_conn_check_backlog(c);
 }

@@ -80,16 +80,21 @@ int ws_send_frame(net_conn_t *c, net_chunk_t *frame) {
  * The slow-consumer rule. A peer that does not read must not hold memory or
  * delay others; a peer that reads at full speed must not be cut because a
  * burst (one group commit's worth of events) was queued within one loop
- * iteration, before any write was tried. So the limit applies to output the
- * kernel has refused (a uv_write is pending), and a backlog of 16x the limit
- * within one iteration is cut regardless. Fanned-out frames are shared
- * chunks: until then the backlog costs this connection its queue entries,
- * not copies.
+ * iteration. So the limit applies to output the kernel has refused for a
+ * while: a uv_write pending for WS_STALL_MS or more (one that completes
+ * shows the peer is reading; a burst of 1,500 messages of 4 KB to a Node
+ * reader had one pending at nearly every enqueue, and the rule used to cut
+ * that reader once in three runs). A backlog of 16x the limit is cut
+ * regardless. Fanned-out frames are shared chunks: until then the backlog
+ * costs this connection its queue entries, not copies.
  */
+#define WS_STALL_MS 2000
+
 int ws_conn_check_backlog(net_conn_t *c) {
   uint64_t lim = c->srv->opts.ws_outbuf_limit;
   if (c->state != CONN_WS || (c->flags & CONN_F_WS_CLOSE_SENT) || c->out_bytes <= lim) return 0;
-  if (!c->writing && c->out_bytes <= 16 * lim) return 0;
+  bool stalled = c->writing && (uint32_t)((uint32_t)server_now(c->srv) - c->u.ws.write_since_ms) >= WS_STALL_MS;
+  if (!stalled && c->out_bytes <= 16 * lim) return 0;
   metrics_inc(c->srv->m_slow_closes);
   log_info("ws", "closing slow consumer: %zu bytes pending", c->out_bytes);
   conn_drop_unsent(c);
