@@ -188,6 +188,9 @@ void ws_conn_sweep(net_conn_t *c, uint64_t now) {
     if (c->deadline_ms && now >= c->deadline_ms) conn_close(c);
     return;
   }
+  /* A peer that stopped reading after the last frame was queued is only
+   * seen here: nothing enqueues to it again. */
+  if (ws_conn_check_backlog(c) < 0) return;
   /* 32-bit loop times, compared modulo 2^32 (conn.h, conn_ws_t). */
   uint32_t now32 = (uint32_t)now;
   if ((uint32_t)(now32 - c->u.ws.last_rx_ms) >= s->opts.ws_idle_timeout_ms) {
