@@ -24,6 +24,7 @@ static void pump(gateway_t *g, net_conn_t *c);
 /* The resume state goes once no replay runs and no trail is left. */
 static void release_if_idle(gw_session_t *s) {
   if (s->resume && gw_resume_idle(s->resume)) {
+    gw_resume_clear(s->resume); /* no trail left, but their array may be */
     free(s->resume);
     s->resume = NULL;
   }
