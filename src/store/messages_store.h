@@ -61,6 +61,11 @@
  *   seq and created_at with duplicate = true and stores nothing (even if
  *   the two copies are in the same batch, and even if the original has
  *   been deleted or edited since). A NULL nonce is never a duplicate.
+ *   How long a nonce is remembered is the backend's: PostgreSQL always (a
+ *   unique index); SQLite at least the last MSG_NONCES_GEN_MAX nonces of
+ *   the last MSG_NONCES_GEN_MS, in the writer's memory and reloaded at
+ *   start (store/msg_nonces.h). A retry older than that may be stored
+ *   again.
  *
  * Message ids: (ms - MSG_ID_EPOCH_MS) << 22 | node_id << 12 | counter,
  *   41 bits of milliseconds (until 2093), the 10-bit node id given at open

@@ -6,6 +6,9 @@
  */
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const {
   startServer,
   runStorm,
@@ -130,12 +133,31 @@ test('two instances with --reuseport on the same fixed port both start and serve
 test('without --reuseport a second instance on a taken port exits 1', async () => {
   const port = await freePort();
   const a = await startServer(['--port', String(port)]);
+  const other = fs.mkdtempSync(path.join(os.tmpdir(), 'storm-bb-'));
   try {
-    const r = await runStorm(['serve', '--port', String(port), '--data', a.dataDir]);
+    const r = await runStorm(['serve', '--port', String(port), '--data', other]);
     assert.equal(r.code, 1, JSON.stringify(r));
     assert.match(r.stderr, /listen|bind|in use/i, r.stderr);
   } finally {
     await sleep(10);
+    await a.stop();
+    fs.rmSync(other, { recursive: true, force: true });
+  }
+});
+
+/* The duplicate check of nonces lives in the appending process's memory
+ * (docs/storage.md): a second process appending to the same SQLite file
+ * would not see the first one's nonces, so it is refused with a reason,
+ * and the first one keeps serving. */
+test('a second instance on the same data directory exits 1 and names the lock', async () => {
+  const a = await startServer();
+  try {
+    const r = await runStorm(['serve', '--port', String(await freePort()), '--data', a.dataDir]);
+    assert.equal(r.code, 1, JSON.stringify(r));
+    assert.match(r.stderr, /another messages store appends to .*storm\.db-append\.lock is locked/, r.stderr);
+    const h = await httpGet(a.port, '/healthz');
+    assert.equal(h.status, 200);
+  } finally {
     await a.stop();
   }
 });

@@ -92,6 +92,8 @@ typedef struct {
   sqlite_db_t *db;
   users_store_t *users;
   env_t env; /* the loop and the messages store, for part 1's helpers */
+  sqlite_db_t *db2;       /* a second process's, when a test opens one */
+  messages_store_t *s2;
 } fx_t;
 
 static int fx_setup(void **state) {
@@ -113,8 +115,10 @@ static int fx_setup(void **state) {
 static int fx_teardown(void **state) {
   fx_t *f = *state;
   if (f->env.s) f->env.s->ops->close(f->env.s);
+  if (f->s2) f->s2->ops->close(f->s2); /* a failed assertion left it open */
   if (f->users) f->users->ops->close(f->users);
   sqlite_db_close(f->db);
+  sqlite_db_close(f->db2);
   uv_run(&f->env.loop, UV_RUN_DEFAULT);
   int r = uv_loop_close(&f->env.loop);
   log_set_fd(2);
@@ -196,8 +200,11 @@ static void t_sq_schema(void **state) {
                    1);
   assert_int_equal(q_int(c, "SELECT count(*) FROM sqlite_master WHERE name IN ('channels', "
                             "'members', 'messages', 'channels_name', 'channels_public', "
-                            "'channels_owner', 'members_user', 'messages_nonce')"),
-                   8);
+                            "'channels_owner', 'members_user')"),
+                   7);
+  /* migration 6 dropped the nonce index: nonces are checked in memory */
+  assert_int_equal(q_int(c, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_nonce'"),
+                   0);
   /* the shapes the CHECKs pin: no DM with a name, no channel with a pair */
   assert_int_not_equal(sqlite3_exec(c, "INSERT INTO channels(kind, name, private, dm_lo, dm_hi, "
                                        "created_at) VALUES ('dm', 'x', 1, 1, 2, 0)",
@@ -215,7 +222,7 @@ static void t_sq_schema(void **state) {
                                        "VALUES ('group', 'g', 0)",
                                     NULL, NULL, NULL),
                        SQLITE_OK);
-  /* the public list and the nonce lookup use their partial indexes */
+  /* the public list uses its partial index */
   sqlite3_stmt *st;
   assert_int_equal(sqlite3_prepare_v2(c, "EXPLAIN QUERY PLAN SELECT id FROM channels WHERE "
                                          "kind = 'channel' AND private = 0 AND id > 0 "
@@ -224,13 +231,6 @@ static void t_sq_schema(void **state) {
                    SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   assert_non_null(strstr((const char *)sqlite3_column_text(st, 3), "channels_public"));
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_prepare_v2(c, "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE "
-                                         "author_id = 1 AND channel_id = 1 AND nonce = x'01'",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_non_null(strstr((const char *)sqlite3_column_text(st, 3), "messages_nonce"));
   sqlite3_finalize(st);
 }
 
@@ -439,7 +439,10 @@ static void t_sq_writer_steps_fail(void **state) {
        "BEGIN SELECT RAISE(ABORT, 'refused'); END",
        "DROP TRIGGER no_seq", "messages append last_seq", NULL},
   };
-  int64_t seq = 0;
+  /* a stored "n": the retry below reads it back, which is the read that
+   * fails once the column is renamed */
+  assert_int_equal(app_wait(e, ch, alice, "first", "n").status, 0);
+  int64_t seq = 1;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     exec_ok(c, cases[i].breaks);
     ack_t a = {0}, b = {0};
@@ -605,79 +608,177 @@ static void t_sq_users_write_during_appends(void **state) {
   assert_int_equal(last_seq(e, ch), NPROD * PER);
 }
 
-typedef struct {
-  messages_store_t *s;
-  int64_t a, b;
-  int64_t id;
-  int r;
-  atomic_int *go;
-} xthread_t;
-
-static void *x_dm_thread(void *arg) {
-  xthread_t *t = arg;
-  while (!atomic_load(t->go)) {
-  }
-  channel_rec_t c;
-  t->r = t->s->ops->dm_get_or_create(t->s, t->a, t->b, 1, &c, NULL);
-  t->id = c.id;
-  return NULL;
+/* Reopens the messages store on f's database, as a restart would, with
+ * the duplicate check's generations given (0: defaults). */
+static env_t *fx_reopen(fx_t *f, int64_t gen_ms, size_t gen_max) {
+  if (f->env.s) f->env.s->ops->close(f->env.s);
+  f->env.s = NULL;
+  messages_sqlite_opts_t o = {.loop = &f->env.loop, .node_id = 3, .nonce_gen_ms = gen_ms,
+                              .nonce_gen_max = gen_max};
+  assert_int_equal(messages_sqlite_open(f->db, &o, &f->env.s), 0);
+  return &f->env;
 }
 
-/* Two stores on two connections to one file, as two processes would be:
- * appends to one channel from both stay gapless (the seq is read inside
- * each writer's BEGIN IMMEDIATE transaction), and a DM asked for through
- * both at once is created once. */
-static void t_sq_two_processes(void **state) {
+static ack_t retry_of(env_t *e, int64_t ch, int64_t author, const char *nonce) {
+  ack_t a = app_wait(e, ch, author, "retry", nonce);
+  assert_int_equal(a.status, 0);
+  return a;
+}
+
+/* Nonces live in the writer's memory; a restart reloads them from the
+ * newest messages, so every retry after it still gets its original. */
+static void t_sq_nonce_after_restart(void **state) {
   fx_t *f = *state;
   env_t *e = fx_open(f, 0, 0, 0);
   int64_t alice = fx_user(f, "alice"), bob = fx_user(f, "bob");
-  int64_t ch = mkchan(e, "shared", alice, false);
+  int64_t ch = mkchan(e, "general", alice, false);
   assert_int_equal(OPS(e->s)->member_add(e->s, ch, bob, 1, NULL), 0);
-  sqlite_db_t *db2 = open_db(f->dir);
-  messages_store_t *s2;
+  enum { N = 50 };
+  ack_t a[N];
+  char nonce[16];
+  for (int i = 0; i < N; i++) {
+    snprintf(nonce, sizeof nonce, "n%d", i);
+    a[i] = app_wait(e, ch, alice, "m", nonce);
+    assert_int_equal(a[i].status, 0);
+  }
+  assert_int_equal(app_wait(e, ch, alice, "no nonce", NULL).status, 0);
+  e = fx_reopen(f, 0, 0);
+  assert_non_null(strstr(logged(f), "remembered the nonces of 50 recent messages"));
+  for (int i = 0; i < N; i++) {
+    snprintf(nonce, sizeof nonce, "n%d", i);
+    ack_t r = retry_of(e, ch, alice, nonce);
+    assert_true(r.ack.duplicate);
+    assert_int_equal(r.ack.id, a[i].ack.id);
+    assert_int_equal(r.ack.seq, a[i].ack.seq);
+    assert_int_equal(r.ack.created_at, a[i].ack.created_at);
+  }
+  /* the same nonce from another author, or unused, is a new message */
+  ack_t b = retry_of(e, ch, bob, "n0");
+  assert_false(b.ack.duplicate);
+  assert_int_equal(b.ack.seq, N + 2);
+  assert_false(retry_of(e, ch, alice, "fresh").ack.duplicate);
+  assert_int_equal(last_seq(e, ch), N + 3);
+}
+
+/* Hashes are not proof: with 1-bit hashes every nonce collides with half
+ * the others, and the stored author, channel and nonce still decide. */
+static void t_sq_nonce_collisions(void **state) {
+  fx_t *f = *state;
+  fx_open(f, 0, 0, 0);
+  f->env.s->ops->close(f->env.s);
+  f->env.s = NULL;
+  messages_sqlite_opts_t o = {.loop = &f->env.loop, .node_id = 3, .nonce_hash_bits = 1};
+  assert_int_equal(messages_sqlite_open(f->db, &o, &f->env.s), 0);
+  env_t *e = &f->env;
+  int64_t alice = fx_user(f, "alice"), bob = fx_user(f, "bob");
+  int64_t ch[2] = {mkchan(e, "one", alice, false), mkchan(e, "two", alice, false)};
+  for (int c = 0; c < 2; c++) assert_int_equal(OPS(e->s)->member_add(e->s, ch[c], bob, 1, NULL), 0);
+  enum { N = 20 };
+  int64_t ids[2][2][N];
+  char nonce[16];
+  for (int c = 0; c < 2; c++)
+    for (int u = 0; u < 2; u++)
+      for (int i = 0; i < N; i++) {
+        snprintf(nonce, sizeof nonce, "n%d", i);
+        ack_t a = app_wait(e, ch[c], u ? bob : alice, "m", nonce);
+        assert_int_equal(a.status, 0);
+        assert_false(a.ack.duplicate); /* same nonce, other author or channel */
+        ids[c][u][i] = a.ack.id;
+      }
+  for (int c = 0; c < 2; c++)
+    for (int u = 0; u < 2; u++)
+      for (int i = 0; i < N; i++) {
+        snprintf(nonce, sizeof nonce, "n%d", i);
+        ack_t r = retry_of(e, ch[c], u ? bob : alice, nonce);
+        assert_true(r.ack.duplicate);
+        assert_int_equal(r.ack.id, ids[c][u][i]);
+      }
+  assert_false(retry_of(e, ch[0], alice, "n").ack.duplicate); /* a prefix of the others */
+  assert_false(retry_of(e, ch[0], alice, "n00").ack.duplicate);
+  assert_int_equal(last_seq(e, ch[0]), 2 * N + 2);
+}
+
+/* The check is bounded: with generations of 4, the last 4 nonces are
+ * always found and memory holds at most 8; an older retry is stored
+ * again. A restart reloads the newest 2 × 4. */
+static void t_sq_nonce_window_count(void **state) {
+  fx_t *f = *state;
+  fx_open(f, 0, 0, 0);
+  env_t *e = fx_reopen(f, 0, 4);
+  int64_t alice = fx_user(f, "alice");
+  int64_t ch = mkchan(e, "general", alice, false);
+  char nonce[16];
+  for (int i = 1; i <= 20; i++) {
+    snprintf(nonce, sizeof nonce, "n%d", i);
+    assert_int_equal(app_wait(e, ch, alice, "m", nonce).ack.seq, i);
+  }
+  for (int i = 17; i <= 20; i++) {
+    snprintf(nonce, sizeof nonce, "n%d", i);
+    ack_t r = retry_of(e, ch, alice, nonce);
+    assert_true(r.ack.duplicate);
+    assert_int_equal(r.ack.seq, i);
+  }
+  ack_t old = retry_of(e, ch, alice, "n1");
+  assert_false(old.ack.duplicate);
+  assert_int_equal(old.ack.seq, 21);
+  e = fx_reopen(f, 0, 4);
+  assert_non_null(strstr(logged(f), "remembered the nonces of 8 recent messages"));
+  assert_true(retry_of(e, ch, alice, "n1").ack.duplicate); /* seq 21's now */
+  assert_int_equal(retry_of(e, ch, alice, "n1").ack.seq, 21);
+  for (int i = 18; i <= 20; i++) {
+    snprintf(nonce, sizeof nonce, "n%d", i);
+    assert_int_equal(retry_of(e, ch, alice, nonce).ack.seq, i);
+  }
+  assert_int_equal(last_seq(e, ch), 21);
+}
+
+/* A restart reloads only the last 2 × gen_ms: ids are time-ordered, so
+ * that is where the scan starts. */
+static void t_sq_nonce_window_age(void **state) {
+  fx_t *f = *state;
+  fx_open(f, 0, 0, 0);
+  env_t *e = fx_reopen(f, 100, 0);
+  int64_t alice = fx_user(f, "alice");
+  int64_t ch = mkchan(e, "general", alice, false);
+  assert_int_equal(app_wait(e, ch, alice, "m", "old").ack.seq, 1);
+  usleep(300 * 1000);
+  assert_int_equal(app_wait(e, ch, alice, "m", "recent").ack.seq, 2);
+  e = fx_reopen(f, 100, 0);
+  ack_t r = retry_of(e, ch, alice, "recent");
+  assert_true(r.ack.duplicate);
+  assert_int_equal(r.ack.seq, 2);
+  r = retry_of(e, ch, alice, "old");
+  assert_false(r.ack.duplicate);
+  assert_int_equal(r.ack.seq, 3);
+}
+
+/* One appending process per file (the nonces are in its memory): a second
+ * store on another connection is refused until the first closes, and
+ * then finds the first one's nonces. */
+static void t_sq_one_writer_per_file(void **state) {
+  fx_t *f = *state;
+  env_t *e = fx_open(f, 0, 0, 0);
+  int64_t alice = fx_user(f, "alice");
+  int64_t ch = mkchan(e, "shared", alice, false);
+  ack_t first = app_wait(e, ch, alice, "m", "n");
+  f->db2 = open_db(f->dir);
   messages_sqlite_opts_t o = {.loop = &f->env.loop, .node_id = 9};
-  assert_int_equal(messages_sqlite_open(db2, &o, &s2), 0);
-  enum { N = 200 };
-  static ack_t a1[N], a2[N];
-  memset(a1, 0, sizeof a1);
-  memset(a2, 0, sizeof a2);
-  for (int i = 0; i < N; i++) {
-    app(e, ch, alice, "from 1", NULL, &a1[i]);
-    msg_append_t m = mkmsg(ch, bob, "from 2", NULL);
-    assert_int_equal(s2->ops->append(s2, &m, on_ack, &a2[i]), 0);
-  }
-  run_until(&e->loop, 2 * N);
-  static bool seen[2 * N + 1];
-  memset(seen, 0, sizeof seen);
-  for (int i = 0; i < N; i++) {
-    assert_int_equal(a1[i].status, 0);
-    assert_int_equal(a2[i].status, 0);
-    assert_false(seen[a1[i].ack.seq]);
-    seen[a1[i].ack.seq] = true;
-    assert_false(seen[a2[i].ack.seq]);
-    seen[a2[i].ack.seq] = true;
-    assert_int_equal(msg_id_node(a1[i].ack.id), 3);
-    assert_int_equal(msg_id_node(a2[i].ack.id), 9);
-    if (i) assert_true(a1[i].ack.seq > a1[i - 1].ack.seq);
-  }
-  assert_int_equal(last_seq(e, ch), 2 * N);
-  xthread_t xt[2];
-  pthread_t th[2];
-  atomic_int go = 0;
-  for (int i = 0; i < 2; i++) {
-    xt[i] = (xthread_t){.s = i ? s2 : e->s, .a = i ? alice : bob, .b = i ? bob : alice, .go = &go};
-    assert_int_equal(pthread_create(&th[i], NULL, x_dm_thread, &xt[i]), 0);
-  }
-  atomic_store(&go, 1);
-  for (int i = 0; i < 2; i++) {
-    pthread_join(th[i], NULL);
-    assert_int_equal(xt[i].r, 0);
-  }
-  assert_int_equal(xt[0].id, xt[1].id);
-  assert_int_equal(
-      q_int(sqlite_db_handle(f->db), "SELECT count(*) FROM channels WHERE kind = 'dm'"), 1);
-  s2->ops->close(s2);
-  sqlite_db_close(db2);
+  assert_int_equal(messages_sqlite_open(f->db2, &o, &f->s2), -EBUSY);
+  assert_null(f->s2);
+  assert_non_null(strstr(logged(f), "another messages store appends"));
+  uv_run(&f->env.loop, UV_RUN_NOWAIT); /* the refused store's handle closes */
+  assert_int_equal(app_wait(e, ch, alice, "m", "m").ack.seq, 2);
+  e->s->ops->close(e->s);
+  e->s = NULL;
+  assert_int_equal(messages_sqlite_open(f->db2, &o, &f->s2), 0);
+  ack_t a = {0};
+  msg_append_t m = mkmsg(ch, alice, "retry", "n");
+  int base = atomic_load(&g_done);
+  assert_int_equal(f->s2->ops->append(f->s2, &m, on_ack, &a), 0);
+  run_until(&e->loop, base + 1);
+  assert_int_equal(a.status, 0);
+  assert_true(a.ack.duplicate);
+  assert_int_equal(a.ack.id, first.ack.id);
 }
 
 /* A read-only shared connection: every write of the shared connection is
@@ -815,7 +916,11 @@ int main(void) {
       FX_TEST(t_sq_close_durable),
       FX_TEST(t_sq_id_resume),
       FX_TEST(t_sq_users_write_during_appends),
-      FX_TEST(t_sq_two_processes),
+      FX_TEST(t_sq_nonce_after_restart),
+      FX_TEST(t_sq_nonce_collisions),
+      FX_TEST(t_sq_nonce_window_count),
+      FX_TEST(t_sq_nonce_window_age),
+      FX_TEST(t_sq_one_writer_per_file),
       FX_TEST(t_sq_io_error),
       FX_TEST(t_sq_row_beyond_limits),
       FX_TEST(t_sq_open_errors),

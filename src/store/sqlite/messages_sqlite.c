@@ -687,7 +687,7 @@ static const messages_store_ops_t messages_sqlite_ops = {
 int messages_sqlite_open(sqlite_db_t *db, const messages_sqlite_opts_t *opts,
                          messages_store_t **out) {
   if (!db || !opts || !out || !opts->loop || opts->node_id > MSG_NODE_ID_MAX ||
-      opts->batch_max > 100000 || opts->busy_timeout_ms < 0)
+      opts->batch_max > 100000 || opts->busy_timeout_ms < 0 || opts->nonce_gen_ms < 0)
     return -EINVAL;
   msq_t *m = calloc(1, sizeof *m);
   if (!m) return -ENOMEM;

@@ -14,7 +14,7 @@
  *     WAL: an append is acknowledged only once it survives power loss, not
  *     just kill -9. One batch = BEGIN IMMEDIATE; for each queued append:
  *     channel lookup (missing → -ENOENT for that message alone), nonce
- *     lookup (found → the original, duplicate), INSERT with seq =
+ *     check (found → the original, duplicate), INSERT with seq =
  *     last_seq + 1; then one UPDATE of channels.last_seq per channel
  *     touched; COMMIT. While a batch commits, new appends queue for the
  *     next one (up to batch_max per transaction), which is what makes
@@ -50,6 +50,17 @@
  * Lock order: gate, then db lock. Another process writing the file (the
  * sqlite3 shell, a backup) is handled by busy_timeout as before.
  *
+ * Nonces in memory, one appender per file. A unique index on the nonce
+ * put every insert of a random nonce on a random b-tree page, a WAL frame
+ * per message (docs/storage.md). The writer instead remembers recent
+ * nonces (store/msg_nonces.h: keyed hashes → ids), reads each candidate
+ * row back by id and compares, and reloads the newest messages' nonces at
+ * open, so a retry after a restart or a kill -9 still finds its original.
+ * That memory is this process's, so the store holds an flock on
+ * "<db>-append.lock" while open: a second store appending to the same
+ * file (another process, or another connection in this one) is refused
+ * with -EBUSY. Replicas use PostgreSQL.
+ *
  * Threads: open must run on the loop thread (uv_async_init); close too.
  * A failed open has closed what it opened, but may leave a uv_async_t
  * closing: run the loop once before uv_loop_close, as after close.
@@ -75,11 +86,15 @@ typedef struct {
   size_t batch_max;        /* appends per transaction, ≤ 100000; 0: MESSAGES_SQLITE_BATCH_MAX */
   size_t queue_max;        /* 0: MESSAGES_SQLITE_QUEUE_MAX */
   int busy_timeout_ms;     /* writer connection; 0: SQLITE_DB_BUSY_TIMEOUT_MS */
+  int64_t nonce_gen_ms;    /* the duplicate check's generations (store/msg_nonces.h); */
+  size_t nonce_gen_max;    /* 0: MSG_NONCES_GEN_MS / MSG_NONCES_GEN_MAX */
+  unsigned nonce_hash_bits; /* tests only: 1..63 makes nonces collide; 0: all 64 */
 } messages_sqlite_opts_t;
 
 /* Prepares the statements, opens the writer connection and starts the
  * writer thread (the schema must be migrated: sqlite_db_open does it).
- * Returns 0 and sets *out, -EINVAL (bad opts), -ENOMEM or -EIO. */
+ * Returns 0 and sets *out, -EINVAL (bad opts), -EBUSY (another store
+ * appends to this file), -ENOMEM or -EIO. */
 int messages_sqlite_open(sqlite_db_t *db, const messages_sqlite_opts_t *opts,
                          messages_store_t **out);
 

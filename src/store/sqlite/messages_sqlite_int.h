@@ -21,6 +21,7 @@
 
 #include "core/buf.h"
 #include "store/msg_idgen.h"
+#include "store/msg_nonces.h"
 #include "store/sqlite/messages_sqlite.h"
 
 /* Statements on the shared connection (messages_sqlite.c prepares them). */
@@ -60,7 +61,8 @@ enum {
   WST_COMMIT,
   WST_ROLLBACK,
   WST_CHANNEL,
-  WST_NONCE,
+  WST_BY_ID,
+  WST_RECENT,
   WST_INSERT,
   WST_LAST_SEQ,
   WST_MAX_ID,
@@ -126,6 +128,8 @@ typedef struct {
   size_t chan_cap;
   size_t *touched;   /* slots of chans used by the batch, batch_max entries */
   msg_idgen_t idgen; /* message ids */
+  msg_nonces_t nonces; /* recent nonces: the duplicate check */
+  int lock_fd;         /* holds the append lock of the file; -1: none */
 
   atomic_uint_fast64_t n_batches, n_appended, n_duplicates, n_failed, n_max_batch;
 } msq_t;

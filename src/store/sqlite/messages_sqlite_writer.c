@@ -10,11 +10,14 @@
  * this batch), commits, and moves the jobs to the done list; a uv_async_t
  * wakes the loop, which calls back and frees them in order. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "store/sqlite/messages_sqlite_int.h"
@@ -39,8 +42,11 @@ static const char *const wsql_text[WST_COUNT] = {
     [WST_ROLLBACK] = "ROLLBACK",
     [WST_CHANNEL] = "SELECT last_seq, kind = 'dm', private, dm_lo, dm_hi FROM channels "
                     "WHERE id = ?",
-    [WST_NONCE] = "SELECT id, seq, created_at FROM messages "
-                  "WHERE author_id = ? AND channel_id = ? AND nonce = ?",
+    [WST_BY_ID] = "SELECT author_id, channel_id, nonce, seq, created_at FROM messages "
+                  "WHERE id = ?",
+    /* Ids are time-ordered: the newest messages are a rowid range. */
+    [WST_RECENT] = "SELECT id, author_id, channel_id, nonce FROM messages "
+                   "WHERE id >= ? AND nonce IS NOT NULL ORDER BY id DESC LIMIT ?",
     [WST_INSERT] = "INSERT INTO messages(id, channel_id, seq, author_id, body, attachments, "
                    "nonce, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [WST_LAST_SEQ] = "UPDATE channels SET last_seq = ? WHERE id = ?",
@@ -216,6 +222,41 @@ static int is_member(msq_t *m, msq_chan_t *c, int64_t author) {
   return -1;
 }
 
+/* 1: a stored message carries j's nonce (j->ack is now the original's),
+ * 0: none does, -1: a read failed (the batch fails). Each candidate the
+ * table remembers is read and compared: the hash is not proof, and a
+ * candidate whose batch was rolled back is simply not there. Reads in the
+ * open transaction, so a copy earlier in the same batch counts. */
+static int find_original(msq_t *m, msq_job_t *j, uint64_t h, const char *nonce) {
+  sqlite3_stmt *st = m->wst[WST_BY_ID];
+  msg_nonces_iter_t it = {0};
+  int64_t id;
+  while ((id = msg_nonces_next(&m->nonces, h, &it)) != 0) {
+    int rc = sqlite3_bind_int64(st, 1, id);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    bool same = false;
+    if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == j->author_id &&
+        sqlite3_column_int64(st, 1) == j->channel_id) {
+      const void *stored = sqlite3_column_blob(st, 2);
+      same = stored && (size_t)sqlite3_column_bytes(st, 2) == j->nonce_n &&
+             memcmp(stored, nonce, j->nonce_n) == 0;
+    }
+    if (same) {
+      j->ack.id = id;
+      j->ack.seq = sqlite3_column_int64(st, 3);
+      j->ack.created_at = sqlite3_column_int64(st, 4);
+      j->ack.duplicate = true;
+    }
+    msq_idle(st);
+    if (same) return 1;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      msq_fail(m, m->wconn, "append nonce", rc);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* Stores one job inside the open transaction, or finds it a duplicate.
  * Returns false when the transaction as a whole failed. */
 static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
@@ -235,25 +276,17 @@ static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
   }
   const char *body = j->data, *att = j->data + j->body_n, *nonce = att + j->att_n;
   int rc;
+  uint64_t h = 0;
   if (j->has_nonce) {
-    /* Sees this transaction's own inserts: a copy earlier in the same
-     * batch is found like one committed long ago. */
-    sqlite3_stmt *st = m->wst[WST_NONCE];
-    rc = sqlite3_bind_int64(st, 1, j->author_id);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, j->channel_id);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_blob(st, 3, nonce, (int)j->nonce_n, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-      j->ack.id = sqlite3_column_int64(st, 0);
-      j->ack.seq = sqlite3_column_int64(st, 1);
-      j->ack.created_at = sqlite3_column_int64(st, 2);
-      j->ack.duplicate = true;
-    }
-    msq_idle(st);
-    if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) {
-      msq_fail(m, m->wconn, "append nonce", rc);
-      return false;
+    h = msg_nonces_hash(&m->nonces, j->author_id, j->channel_id, nonce, j->nonce_n);
+    int found = find_original(m, j, h, nonce);
+    if (found < 0) return false;
+    if (found > 0) return true;
+    /* A message whose nonce cannot be remembered is not stored: its retry
+     * would be stored a second time. */
+    if (msg_nonces_reserve(&m->nonces, now_ms) < 0) {
+      j->status = -ENOMEM;
+      return true;
     }
   }
   int64_t created_at;
@@ -283,6 +316,7 @@ static bool put(msq_t *m, msq_job_t *j, int64_t now_ms, size_t *ntouched) {
     return true;
   }
   msq_idle(st);
+  if (j->has_nonce) msg_nonces_add(&m->nonces, h, id);
   /* The index rows join the message's transaction. A failure here fails
    * the whole batch (false): the message row is in already, and a message
    * stored without its index would hide its attachments from members. */
@@ -424,6 +458,89 @@ static int wexec(msq_t *m, const char *sql) {
   return 0;
 }
 
+/* One appending process per database file: the duplicate check lives in
+ * this process's memory (msg_nonces.h), so a second writer's messages
+ * would be invisible to it. flock on a file of its own: SQLite's POSIX
+ * locks on the database are released whenever any descriptor of the file
+ * closes, a flock only with ours. */
+static int lock_appends(msq_t *m, const char *db_path) {
+  char path[4096 + 16];
+  snprintf(path, sizeof path, "%s-append.lock", db_path);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    log_error("store", "messages writer: cannot open %s: %s", path, strerror(e));
+    return e == ENOMEM ? -ENOMEM : -EIO;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK) {
+      log_error("store",
+                "messages writer: another messages store appends to %s (%s is locked); "
+                "one process per SQLite database, or use PostgreSQL for replicas",
+                db_path, path);
+      return -EBUSY;
+    }
+    log_error("store", "messages writer: cannot lock %s: %s", path, strerror(e));
+    return -EIO;
+  }
+  m->lock_fd = fd;
+  return 0;
+}
+
+/* Remembers the nonces of the newest messages as the writer had them
+ * before a restart (or a kill -9), so that a retry still finds its
+ * original: the messages of the last 2 × gen_ms, at most 2 × gen_max of
+ * them, read newest first and added oldest first so that the generations
+ * turn as they did. */
+static int load_recent_nonces(msq_t *m) {
+  int64_t t0 = wall_ms();
+  int64_t floor_ms = t0 - 2 * m->nonces.gen_ms;
+  int64_t floor_id = floor_ms > MSG_ID_EPOCH_MS ? (floor_ms - MSG_ID_EPOCH_MS) << 22 : 0;
+  size_t max = 2 * m->nonces.gen_max;
+  msg_nonce_slot_t *v = NULL;
+  size_t n = 0, cap = 0;
+  sqlite3_stmt *st = m->wst[WST_RECENT];
+  int rc = sqlite3_bind_int64(st, 1, floor_id);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+  int r = 0;
+  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) break;
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 1024;
+      msg_nonce_slot_t *nv = realloc(v, ncap * sizeof *v);
+      if (!nv) {
+        r = -ENOMEM;
+        break;
+      }
+      v = nv;
+      cap = ncap;
+    }
+    const void *nonce = sqlite3_column_blob(st, 3);
+    size_t nonce_n = (size_t)sqlite3_column_bytes(st, 3);
+    v[n].id = sqlite3_column_int64(st, 0);
+    v[n].h = msg_nonces_hash(&m->nonces, sqlite3_column_int64(st, 1),
+                             sqlite3_column_int64(st, 2), nonce, nonce_n);
+    n++;
+  }
+  msq_idle(st);
+  if (r == 0 && rc != SQLITE_DONE) {
+    log_error("store", "messages writer: reading recent nonces: %s", sqlite3_errmsg(m->wconn));
+    r = -EIO;
+  }
+  for (size_t k = n; r == 0 && k-- > 0;) {
+    r = msg_nonces_reserve(&m->nonces, msg_id_ms(v[k].id));
+    if (r == 0) msg_nonces_add(&m->nonces, v[k].h, v[k].id);
+  }
+  free(v);
+  if (r == 0 && n > 0)
+    log_info("store", "messages writer: remembered the nonces of %zu recent messages in %lld ms",
+             n, (long long)(wall_ms() - t0));
+  return r;
+}
+
 /* The writer's connection: same file, same settings as sqlite_db.c except
  * synchronous=FULL (the point of it). WAL is a property of the file, set
  * by sqlite_db_open; we only check it, since without WAL our readers
@@ -441,6 +558,8 @@ static int open_conn(msq_t *m) {
     log_error("store", "messages writer: the database has no usable file name");
     return -EIO;
   }
+  int r = lock_appends(m, path);
+  if (r < 0) return r;
   /* NOMUTEX: only the writer thread uses it (open and close happen before
    * the thread starts and after it is joined). */
   const char *vfs = sqlite_walbuf_vfs();
@@ -453,7 +572,7 @@ static int open_conn(msq_t *m) {
   }
   sqlite3_extended_result_codes(m->wconn, 1);
   sqlite3_db_config(m->wconn, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
-  int r = wexec(m, "PRAGMA synchronous=FULL");
+  r = wexec(m, "PRAGMA synchronous=FULL");
   if (r == 0) r = wexec(m, "PRAGMA foreign_keys=ON");
   if (r == 0) r = wexec(m, "PRAGMA wal_autocheckpoint=" SQLITE_DB_WAL_CHECKPOINT_PAGES);
   /* 32 MiB instead of 2: a batch dirties a page per channel and index
@@ -495,7 +614,7 @@ static int open_conn(msq_t *m) {
   }
   m->idgen.ms = max_id > 0 ? max_id >> 22 : -1;
   m->idgen.ctr = max_id > 0 ? max_id & 0xFFF : 0;
-  return 0;
+  return load_recent_nonces(m);
 }
 
 static bool w_inited(const msq_t *m) { return m->batch != NULL; }
@@ -506,6 +625,9 @@ int msq_writer_open(msq_t *m, const messages_sqlite_opts_t *o) {
   m->batch_max = o->batch_max ? o->batch_max : MESSAGES_SQLITE_BATCH_MAX;
   m->queue_max = o->queue_max ? o->queue_max : MESSAGES_SQLITE_QUEUE_MAX;
   m->busy_timeout_ms = o->busy_timeout_ms ? o->busy_timeout_ms : SQLITE_DB_BUSY_TIMEOUT_MS;
+  m->lock_fd = -1;
+  if (msg_nonces_init(&m->nonces, o->nonce_gen_ms, o->nonce_gen_max) < 0) return -EIO;
+  msg_nonces_weaken(&m->nonces, o->nonce_hash_bits);
   m->chan_cap = 16;
   while (m->chan_cap < 2 * m->batch_max) m->chan_cap *= 2;
   m->batch = calloc(m->batch_max, sizeof *m->batch);
@@ -561,6 +683,9 @@ void msq_writer_close(msq_t *m) {
   }
   sqlite3_close(m->wconn); /* NULL is a no-op */
   m->wconn = NULL;
+  if (m->lock_fd >= 0) close(m->lock_fd); /* after the connection: no append is left */
+  m->lock_fd = -1;
+  msg_nonces_free(&m->nonces);
   free(m->batch);
   free(m->chans);
   free(m->touched);
