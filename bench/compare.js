@@ -30,8 +30,8 @@ const jsonOut = (() => { const i = args.indexOf('--json'); return i >= 0 ? args[
 const want = (s) => !only || only.includes(s);
 
 const SIZE = QUICK
-  ? { s1Members: 2000, s1Secs: 5, s2Rooms: 50, s2Size: 10, s2Max: 400, s2Step: 100, s2StepSecs: 2, s3Conns: 2000, dRooms: 50, dMax: 400, dStep: 100, dFixed: 10000, dFixedSecs: 3 }
-  : { s1Members: 10000, s1Secs: 10, s2Rooms: 100, s2Size: 10, s2Max: 4000, s2Step: 200, s2StepSecs: 3, s3Conns: 10000, dRooms: 100, dMax: 1000, dStep: 50, dFixed: 50000, dFixedSecs: 30 };
+  ? { s1Members: 2000, s1Secs: 5, s2Rooms: 50, s2Size: 10, s2Max: 400, s2Step: 100, s2NodeMax: 100, s2NodeStep: 10, s2StepSecs: 2, s3Conns: 2000, dRooms: 50, dMax: 400, dStep: 100, dFixed: 10000, dFixedSecs: 3 }
+  : { s1Members: 10000, s1Secs: 10, s2Rooms: 100, s2Size: 10, s2Max: 4000, s2Step: 200, s2NodeMax: 300, s2NodeStep: 20, s2StepSecs: 3, s3Conns: 10000, dRooms: 100, dMax: 1000, dStep: 50, dFixed: 50000, dFixedSecs: 30 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -152,15 +152,19 @@ async function s2() {
   for (const kind of kinds(['storm-broadcast', 'bun', 'node'])) {
     const base = kind.startsWith('storm') ? 'storm' : kind;
     const mode = kind === 'storm-broadcast' ? ['--mode', 'broadcast'] : [];
+    /* Node ws saturates near 130,000 deliveries/s, below the first step of
+     * the others' ramp: its own finer ramp measures where it stands. */
+    const step = kind === 'node' ? SIZE.s2NodeStep : SIZE.s2Step;
+    const max = kind === 'node' ? SIZE.s2NodeMax : SIZE.s2Max;
     v[kind] = await withServer(base, (s) => load('rooms', s, ['--rooms', String(SIZE.s2Rooms), '--room-size', String(SIZE.s2Size),
-      '--rate-start', String(SIZE.s2Step), '--rate-step', String(SIZE.s2Step), '--rate-max', String(SIZE.s2Max),
+      '--rate-start', String(step), '--rate-step', String(step), '--rate-max', String(max),
       '--step-seconds', String(SIZE.s2StepSecs), '--p99-target-ms', '50', '--procs', '2', ...mode]));
     const b = v[kind] && sustained(v[kind]);
     process.stderr.write(`S2 ${kind}: sustained ${b ? Math.round(b.delivered_deliveries_per_s) : 0} deliveries/s at p99 ${b ? b.delivery_ms.p99 : '-'} ms\n`);
   }
   const pick = (f) => Object.fromEntries(Object.entries(v).map(([k, r]) => [k, r ? f(r) : null]));
   const at = (r, f) => { const b = sustained(r); return b ? f(b) : null; };
-  row(`S2 rooms ${SIZE.s2Rooms}×${SIZE.s2Size}, ramp to ${SIZE.s2Max}/s/room`, 'max sustained deliveries/s at p99 ≤ 50 ms', pick((r) => at(r, (b) => b.delivered_deliveries_per_s) ?? 0), 'higher');
+  row(`S2 rooms ${SIZE.s2Rooms}×${SIZE.s2Size}, ramp to ${SIZE.s2Max}/s/room (node: ${SIZE.s2NodeMax})`, 'max sustained deliveries/s at p99 ≤ 50 ms', pick((r) => at(r, (b) => b.delivered_deliveries_per_s) ?? 0), 'higher');
   row('', 'p99 ms at that step', pick((r) => at(r, (b) => b.delivery_ms.p99)), 'lower');
   row('', 'server CPU s / 1M deliveries (whole run)', pick((r) => r.server_cpu_per_million_deliveries_s), 'lower');
 }

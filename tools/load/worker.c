@@ -105,7 +105,7 @@ static void on_text(wsc_client_t *c, void *user, const char *d, size_t n) {
   wpeer_t *p = user;
   worker_t *w = p->w;
   load_result_t *r = w->res;
-  uint64_t now = now_us();
+  uint64_t now = wsc_read_us(c);
   msg_in_t m;
   msg_parse(d, n, &m);
   if (!p->hello) {

@@ -52,7 +52,8 @@ struct wsc_engine {
   uint64_t rng;
   bool freeing;
   int handles_open;
-  char rbuf[65536]; /* shared by all reads: data is copied out at once */
+  uint64_t read_us; /* when the read being parsed returned */
+  char rbuf[65536]; /* shared by all reads: what a read leaves unparsed is copied out */
 };
 
 static uint32_t rng_next(wsc_engine_t *e) {
@@ -311,6 +312,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     return;
   }
   if (nread == 0 || c->st == ST_DONE) return;
+  c->eng->read_us = uv_hrtime() / 1000u;
+  /* The common case, nothing left over from the last read: parse in place
+   * and keep only an incomplete last frame. */
+  if (c->in.len == 0 && c->st == ST_OPEN) {
+    long used = parse_frames(c, (uint8_t *)b->base, (size_t)nread);
+    if (used < 0 || used == nread) return;
+    buf_append(&c->in, b->base + used, (size_t)(nread - used));
+    if (c->in.oom) finish(c, WS_CLOSE_ABNORMAL, -ENOMEM);
+    return;
+  }
   buf_append(&c->in, b->base, (size_t)nread);
   if (c->in.oom) {
     finish(c, WS_CLOSE_ABNORMAL, -ENOMEM);
@@ -343,6 +354,8 @@ static void on_connect(uv_connect_t *req, int status) {
   c->st = ST_HANDSHAKE;
   mark_dirty(c); /* the upgrade request queued in wsc_connect */
 }
+
+uint64_t wsc_read_us(const wsc_client_t *c) { return c->eng->read_us; }
 
 void wsc_engine_bind(wsc_engine_t *e, const struct sockaddr_in *src) {
   e->src = *src;

@@ -11,7 +11,8 @@
  *   "/ws?access_token=T" for STORM, "/ws?room=C" for a peer), then frames. The engine owns the client;
  *   the caller's `user` pointer is handed back in every callback.
  * - on_open: the 101 was received and Sec-WebSocket-Accept verified.
- *   on_text: one complete text message (payload borrowed for the call).
+ *   on_text: one complete text message (payload borrowed for the call);
+ *   wsc_read_us tells when the read that brought it returned.
  *   on_close: exactly once per client that got past wsc_connect, with the
  *   close code received (1006 if none) and err (0, a -errno, a negative
  *   enum ws_error, or WSC_ERR_HANDSHAKE with the HTTP status in `code`).
@@ -52,6 +53,10 @@ size_t wsc_engine_live(const wsc_engine_t *e);
 /* Later connections bind this source address (port chosen at connect, so
  * each source address has its own ephemeral port range). */
 void wsc_engine_bind(wsc_engine_t *e, const struct sockaddr_in *src);
+
+/* When the read being parsed returned (µs of uv_hrtime): one clock read
+ * per read, not per message, since a read brings many corked frames. */
+uint64_t wsc_read_us(const wsc_client_t *c);
 
 /* 0 or -errno (the client then does not exist and no callback fires). */
 int wsc_connect(wsc_engine_t *e, const char *path, void *user);
