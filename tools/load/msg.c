@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,6 +64,7 @@ static bool same(const char *a, const char *b, size_t n) {
 }
 
 static const char *find_key(const char *p, const char *end, const char *key, size_t kl) {
+  if ((size_t)(end - p) < kl) return NULL;
   const char *s = p + 1;
   while (s < end && (s = memchr(s, key[1], (size_t)(end - s))) != NULL) {
     if (s[-1] == '"' && (size_t)(end - s) >= kl - 1 && same(s, key + 1, kl - 1)) return s - 1;
@@ -76,7 +76,6 @@ static const char *find_key(const char *p, const char *end, const char *key, siz
 /* After `key` (found first in [p, end)), skips spaces, ':' and spaces; NULL if absent. */
 static const char *value_of(const char *p, const char *end, const char *key) {
   size_t kl = strlen(key);
-  if (end - p < (ptrdiff_t)kl) return NULL;
   const char *k = find_key(p, end, key, kl);
   if (!k) return NULL;
   k += kl;
@@ -105,7 +104,7 @@ static bool digits(const char **p, const char *end, uint64_t *v) {
 
 static bool lit(const char **p, const char *end, const char *l) {
   size_t n = strlen(l);
-  if ((size_t)(end - *p) < n || memcmp(*p, l, n) != 0) return false;
+  if ((size_t)(end - *p) < n || !same(*p, l, n)) return false;
   *p += n;
   return true;
 }
