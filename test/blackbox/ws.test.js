@@ -197,14 +197,17 @@ test('slow consumer (--ws-outbuf-limit 64k): a reader that never reads is closed
     rtts.push(Date.now() - t);
   };
 
-  /* Slow client: raw socket, handshake, then never read again. */
+  /* Slow client: raw socket, handshake and hello, then never read again.
+   * Waiting for hello matters: frames sent before it are held, and a flood
+   * of them is closed 1008 "too many messages before hello" instead (CI
+   * saw that once, when the channel list answered late). */
   const sock = net.connect({ port: fx.port, host: '127.0.0.1' });
   let hs = Buffer.alloc(0);
   await new Promise((resolve, reject) => {
     sock.once('error', reject);
     sock.on('data', (d) => {
       hs = Buffer.concat([hs, d]);
-      if (hs.includes('\r\n\r\n')) resolve();
+      if (hs.includes('\r\n\r\n') && hs.includes('"op":"hello"')) resolve();
     });
     sock.write(handshakeRequest({ token: fx.srv.token }));
   });
